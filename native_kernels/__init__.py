@@ -1,0 +1,66 @@
+"""Numba-JIT feature kernels for affect recognition on the device.
+
+Every kernel has a public wrapper that validates its input, a private
+``@njit(cache=True)`` kernel, a NumPy twin (used when numba is unavailable or
+``AFFECTEDGE_DISABLE_JIT=1``; tests compare against it), and a streaming
+class. float32 stays float32 and float64 stays float64.
+
+Modules: ``spectral`` (mel spectrogram, MFCC, deltas), ``silence`` (silence
+features after Atmaja & Akagi), ``eeg`` (Welch PSD, band power, differential
+entropy), ``graph`` (electrode montages, adjacency, Laplacians, Chebyshev
+graph filtering). Names load lazily on first access.
+"""
+
+import importlib
+
+_EXPORTS = {
+    # spectral
+    "StreamingMFCC": "spectral",
+    "delta": "spectral",
+    "get_window": "spectral",
+    "hz_to_mel": "spectral",
+    "mel_filterbank": "spectral",
+    "mel_frequencies": "spectral",
+    "mel_spectrogram": "spectral",
+    "mel_to_hz": "spectral",
+    "mfcc": "spectral",
+    "power_to_db": "spectral",
+    # silence
+    "SilenceFeatures": "silence",
+    "StreamingSilence": "silence",
+    "silence_features": "silence",
+    # eeg
+    "DEFAULT_BANDS": "eeg",
+    "StreamingBandPower": "eeg",
+    "band_power": "eeg",
+    "differential_entropy": "eeg",
+    "welch": "eeg",
+    # graph
+    "MONTAGES": "graph",
+    "StreamingGraphFilter": "graph",
+    "chebyshev_filter": "graph",
+    "coherence_adjacency": "graph",
+    "correlation_adjacency": "graph",
+    "distance_adjacency": "graph",
+    "montage_positions": "graph",
+    "normalized_laplacian": "graph",
+    "scaled_laplacian": "graph",
+    # runtime
+    "jit_enabled": "_runtime",
+    "warmup": "_runtime",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'affectedge.native_kernels' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__

@@ -1,0 +1,77 @@
+"""Packaging for affectedge: one distribution, one import name.
+
+The repository keeps the design card's folders (sdk/, native_kernels/,
+exporters/, device_profiles/); package_dir maps them under ``affectedge`` so
+that no generic top-level name (``sdk``, ``tests``) lands in site-packages.
+"""
+
+import re
+from pathlib import Path
+
+from setuptools import setup
+
+HERE = Path(__file__).parent
+VERSION = re.search(
+    r'__version__ = "([^"]+)"', (HERE / "sdk" / "_version.py").read_text()
+).group(1)
+
+EXTRAS = {
+    "audio": ["pyaudio>=0.2.13"],
+    "face": ["mediapipe>=0.10.14", "opencv-python-headless>=4.8"],
+    "eeg": ["brainflow>=5.10"],
+    "onnx": ["onnxruntime>=1.17"],
+    "tflite": ["ai-edge-litert>=1.0"],
+    "export": [
+        "torch==2.13.0",
+        "onnx>=1.16",
+        "onnxscript>=0.1",
+        "onnxruntime>=1.17",
+        "litert-torch>=0.5",
+    ],
+    # What the test suite and the benchmarks compare against.
+    "dev": [
+        "pytest>=8",
+        "hypothesis>=6.100",
+        "scipy>=1.11",
+        "librosa>=0.10.2",
+        "python_speech_features>=0.6",
+        "mne>=1.6",
+        "threadpoolctl>=3.1",
+    ],
+}
+
+setup(
+    name="affectedge",
+    version=VERSION,
+    description="On-device affect recognition: Numba feature kernels, exporters, device profiles and a sensor runtime",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=[
+        "affectedge",
+        "affectedge.native_kernels",
+        "affectedge.exporters",
+        "affectedge.device_profiles",
+    ],
+    package_dir={
+        "affectedge": "sdk",
+        "affectedge.native_kernels": "native_kernels",
+        "affectedge.exporters": "exporters",
+        "affectedge.device_profiles": "device_profiles",
+    },
+    install_requires=[
+        "numpy>=1.24",
+        "numba>=0.59",
+        # Numba has no FFT of its own; rocket-fft is the Numba extension that
+        # makes np.fft callable inside @njit kernels (pocketfft underneath).
+        # Where it cannot install, the kernels fall back to numpy.fft.
+        "rocket-fft>=0.2.5",
+    ],
+    extras_require=EXTRAS,
+    entry_points={"console_scripts": ["affectedge = affectedge._cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)
