@@ -1,0 +1,212 @@
+"""The ``affectedge`` command line (also ``python -m affectedge``).
+
+The CLI only parses arguments and calls the library; exit codes:
+0 success, 1 bad input or failed job (message on stderr), 2 usage error.
+"""
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ._version import __version__
+from .errors import AffectEdgeError
+
+__all__ = ["main"]
+
+
+def _build_parser():
+    p = argparse.ArgumentParser(prog="affectedge", description="On-device affect recognition toolkit.")
+    p.add_argument("--version", action="version", version=f"affectedge {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    k = sub.add_parser("kernels", help="compile, cache and inspect the feature kernels")
+    ksub = k.add_subparsers(dest="kernels_command", metavar="ACTION")
+    kw = ksub.add_parser("warmup", help="compile and cache every kernel for float32 and float64")
+    kw.add_argument("--quiet", action="store_true", help="no progress bar")
+    ksub.add_parser("info", help="print JIT status and the cache directory")
+
+    f = sub.add_parser("features", help="extract features from a recording")
+    fsub = f.add_subparsers(dest="kind", metavar="KIND")
+    fm = fsub.add_parser("mfcc", help="MFCC frames of a WAV file (rows = frames)")
+    fm.add_argument("input", help="WAV file")
+    fm.add_argument("--out", required=True, help="output .npy or .csv")
+    fm.add_argument("--n-mfcc", type=int, default=13)
+    fm.add_argument("--n-mels", type=int, default=40)
+    fm.add_argument("--n-fft", type=int, default=512)
+    fm.add_argument("--hop-length", type=int, default=160)
+    fm.add_argument("--deltas", action="store_true", help="append delta and delta-delta coefficients")
+
+    fs = fsub.add_parser("silence", help="silence features of a WAV file (one row)")
+    fs.add_argument("input", help="WAV file")
+    fs.add_argument("--out", required=True, help="output .npy or .csv")
+    fs.add_argument("--threshold-factor", type=float, default=0.3)
+    fs.add_argument("--threshold-db", type=float, default=None, help="absolute dBFS threshold instead")
+    fs.add_argument("--frame-length", type=int, default=2048)
+    fs.add_argument("--hop-length", type=int, default=512)
+
+    fe = fsub.add_parser("eeg", help="band power and differential entropy per window of an EEG file")
+    fe.add_argument("input", help="EEG CSV with a header of channel names, or a BrainFlow file with --board")
+    fe.add_argument("--out", required=True, help="output .npy (windows, channels, features) or .csv")
+    fe.add_argument("--sample-rate", type=float, default=None, help="Hz; needed when the file has no timestamps")
+    fe.add_argument("--board", default=None, help="BrainFlow board of a BrainFlow file (e.g. cyton_daisy, muse_2)")
+    fe.add_argument("--channels", default=None, help="comma-separated channel names to keep")
+    fe.add_argument("--window-s", type=float, default=4.0)
+    fe.add_argument("--hop-s", type=float, default=1.0)
+    fe.add_argument("--de-method", choices=("psd", "gaussian"), default="psd")
+    fe.add_argument("--relative", action="store_true", help="relative instead of absolute band power")
+
+    d = sub.add_parser("demo", help="extract features from a real recording (or a generated one) and summarise")
+    d.add_argument("--data", default=None, help="data folder (default: $AFFECTEDGE_DATA_DIR or ../shared/data)")
+    return p
+
+
+def _features_mfcc(args):
+    from affectedge.io import read_wav, write_features
+    from affectedge.native_kernels import delta, mfcc
+
+    y, sr = read_wav(args.input)
+    m = mfcc(y, sr=sr, n_mfcc=args.n_mfcc, n_mels=args.n_mels, n_fft=args.n_fft, hop_length=args.hop_length)
+    names = [f"mfcc{i}" for i in range(m.shape[0])]
+    if args.deltas:
+        width = min(9, m.shape[1] - (1 - m.shape[1] % 2))
+        m = np.concatenate([m, delta(m, width=width), delta(m, width=width, order=2)])
+        names += [f"d_{n}" for n in names[: args.n_mfcc]] + [f"dd_{n}" for n in names[: args.n_mfcc]]
+    t = np.arange(m.shape[1]) * args.hop_length / sr
+    out = np.column_stack([t, m.T]).astype(np.float32)
+    write_features(args.out, out if args.out.endswith(".csv") else m.T.astype(np.float32), header=["t_s"] + names)
+    print(f"{args.input}: {m.shape[1]} frames x {m.shape[0]} coefficients at {sr} Hz -> {args.out}")
+
+
+def _features_silence(args):
+    from affectedge.io import read_wav, write_features
+    from affectedge.native_kernels import SilenceFeatures, silence_features
+
+    y, sr = read_wav(args.input)
+    f = silence_features(y, sr=sr, threshold_factor=args.threshold_factor, threshold_db=args.threshold_db,
+                         frame_length=args.frame_length, hop_length=args.hop_length)
+    write_features(args.out, f.as_array()[None, :], header=list(SilenceFeatures.NAMES))
+    print(f"{args.input}: silence ratio {f.ratio:.3f}, {f.n_segments} segments, longest {f.longest_segment_s:.2f} s "
+          f"-> {args.out}")
+
+
+def _features_eeg(args):
+    from affectedge.io import read_brainflow_file, read_eeg_csv, write_features
+    from affectedge.native_kernels import StreamingBandPower
+
+    channels = [c.strip() for c in args.channels.split(",")] if args.channels else None
+    if args.board:
+        rec = read_brainflow_file(args.input, args.board)
+        if channels:
+            idx = [rec.channel_names.index(c) for c in channels if c in rec.channel_names]
+            rec = type(rec)(rec.data[idx], tuple(rec.channel_names[i] for i in idx), rec.sample_rate_hz)
+    else:
+        rec = read_eeg_csv(args.input, sample_rate_hz=args.sample_rate, channels=channels)
+    n_samples = rec.data.shape[1]
+    if n_samples < args.window_s * rec.sample_rate_hz:
+        raise AffectEdgeError(
+            f"{args.input} holds {n_samples / rec.sample_rate_hz:.2f} s of EEG, shorter than one window "
+            f"(--window-s {args.window_s:g}); pass a shorter --window-s"
+        )
+    sbp = StreamingBandPower(rec.sample_rate_hz, rec.data.shape[0], window_s=args.window_s, hop_s=args.hop_s,
+                             relative=args.relative, with_de=True, de_method=args.de_method)
+    feats = sbp.push(rec.data)  # (windows, channels, features)
+    names = [f"{ch}_{fn}" for ch in rec.channel_names for fn in sbp.feature_names]
+    if args.out.endswith(".csv"):
+        t = (np.arange(feats.shape[0]) * sbp.hop + sbp.win) / rec.sample_rate_hz
+        write_features(args.out, np.column_stack([t, feats.reshape(feats.shape[0], -1)]), header=["t_end_s"] + names)
+    else:
+        write_features(args.out, feats)
+    print(f"{args.input}: {len(rec.channel_names)} channels at {rec.sample_rate_hz:g} Hz, {feats.shape[0]} windows "
+          f"x {feats.shape[2]} features per channel -> {args.out}")
+
+
+def _find_data(explicit):
+    candidates = [explicit, os.environ.get("AFFECTEDGE_DATA_DIR"), Path.cwd().parent / "shared" / "data",
+                  Path(__file__).resolve().parents[1].parent / "shared" / "data"]
+    for c in candidates:
+        if c and Path(c).is_dir():
+            return Path(c)
+    return None
+
+
+def _demo(args):
+    from affectedge.io import read_eeg_csv, read_wav
+    from affectedge.native_kernels import band_power, differential_entropy, jit_enabled, mfcc, silence_features
+
+    data = _find_data(args.data)
+    wav = data / "speech" / "emodb" / "wav" / "03a01Wa.wav" if data else None
+    if wav is not None and wav.is_file():
+        y, sr = read_wav(wav)
+        source = f"{wav} (EmoDB, anger)"
+    else:
+        sr = 16000
+        t = np.arange(3 * sr) / sr
+        env = (np.sin(2 * np.pi * 1.5 * t) > 0).astype(np.float32)  # syllable-like bursts with pauses
+        y = (0.3 * env * np.sin(2 * np.pi * 220 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+        source = "a generated 3 s voiced/pause signal (no ../shared/data found)"
+    print(f"affectedge {__version__} demo (kernels: {'Numba JIT' if jit_enabled() else 'NumPy fallback'})")
+    print(f"audio: {source}, {y.shape[0] / sr:.2f} s at {sr} Hz")
+    t0 = time.perf_counter()
+    m = mfcc(y, sr=sr, n_mfcc=13, n_fft=512, hop_length=160, n_mels=40)
+    t1 = time.perf_counter()
+    s = silence_features(y, sr=sr)
+    t2 = time.perf_counter()
+    print(f"  MFCC: {m.shape[1]} frames x {m.shape[0]} coefficients in {(t1 - t0) * 1e3:.1f} ms "
+          f"(first call includes loading compiled kernels); mean c0 {m[0].mean():.1f}")
+    print(f"  silence (factor 0.3): ratio {s.ratio:.3f}, {s.n_segments} silent segments, mean "
+          f"{s.mean_segment_s:.3f} s, longest {s.longest_segment_s:.3f} s ({(t2 - t1) * 1e3:.1f} ms)")
+    eeg_file = data / "eeg" / "deap_raw_trial" / "deap_trial_128hz.csv" if data else None
+    if eeg_file is not None and eeg_file.is_file():
+        rec = read_eeg_csv(eeg_file, sample_rate_hz=128.0)
+        x, fs, src = rec.data[:, : 4 * 128], 128.0, f"{eeg_file} (DEAP, 32 channels, first 4 s)"
+        names = rec.channel_names
+    else:
+        rng = np.random.default_rng(0)
+        fs = 128.0
+        tt = np.arange(512) / fs
+        x = rng.standard_normal((4, 512)) + 3 * np.sin(2 * np.pi * 10 * tt)
+        src, names = "generated 4-channel EEG with a 10 Hz alpha rhythm", ("c0", "c1", "c2", "c3")
+    bp = band_power(x, fs, relative=True)
+    de = differential_entropy(x, fs)
+    print(f"EEG: {src}")
+    for i in range(min(3, x.shape[0])):
+        rel = ", ".join(f"{b} {v:.2f}" for b, v in zip(("delta", "theta", "alpha", "beta", "gamma"), bp[i]))
+        print(f"  {names[i]:>4}: relative power {rel}; DE alpha {de[i, 2]:.2f} nats")
+    return 0
+
+
+def main(argv=None):
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "kernels":
+            from affectedge.native_kernels import _config, warmup
+
+            if args.kernels_command == "warmup":
+                times = warmup(progress=not args.quiet)
+                print(f"compiled {len(times)} kernel groups in {sum(times.values()):.1f} s; cache: "
+                      f"{_config.CACHE_DIR if _config.CACHE else 'in memory only (cache dir not writable)'}")
+            elif args.kernels_command == "info":
+                print(f"jit: {'on' if _config.use_jit() else 'off (' + _config.JIT_DISABLED_REASON + ')'}")
+                print(f"numba fft: {'rocket-fft' if _config.HAVE_NUMBA_FFT else 'unavailable (numpy.fft fallback)'}")
+                print(f"cache: {_config.CACHE_DIR} ({'writable' if _config.CACHE else 'not writable'})")
+            else:
+                parser.parse_args(["kernels", "--help"])
+        elif args.command == "features":
+            handler = {"mfcc": _features_mfcc, "silence": _features_silence, "eeg": _features_eeg}.get(args.kind)
+            if handler is None:
+                parser.parse_args(["features", "--help"])
+            handler(args)
+        elif args.command == "demo":
+            return _demo(args)
+        else:
+            parser.print_help()
+            return 2
+    except AffectEdgeError as exc:
+        print(f"affectedge: error: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,282 @@
+"""Reading sensor recordings and writing feature files, with clear errors.
+
+* :func:`read_wav`: RIFF/WAVE, PCM 8/16/24/32-bit and IEEE float 32/64-bit
+  (also WAVE_FORMAT_EXTENSIBLE), with the standard library only.
+* :func:`read_eeg_csv`: EEG as comma/tab separated text: a header row of
+  channel names (muse-lsl exports, the DEAP raw trial), optionally with a
+  ``timestamps`` column from which the sample rate is estimated.
+* :func:`read_brainflow_file`: BrainFlow's own file layout (``DataFilter
+  .write_file``: tab separated, one row per sample, one column per board
+  channel); needs the board to know which columns are EEG (``affectedge[eeg]``).
+* :func:`write_features`: ``.npy`` or ``.csv``, written atomically (a temporary
+  file renamed into place), so a failure never leaves a partial file and an
+  existing file is only replaced by a complete one.
+"""
+
+import os
+import struct
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ParameterError
+
+__all__ = ["EEGRecording", "read_brainflow_file", "read_eeg_csv", "read_wav", "write_features"]
+
+_PCM, _FLOAT, _EXTENSIBLE = 0x0001, 0x0003, 0xFFFE
+
+
+def read_wav(path, *, mono=True):
+    """Read a WAV file into float32 samples in [-1, 1].
+
+    Returns ``(samples, sample_rate_hz)``; samples are (n,) when ``mono`` (the
+    channels averaged) or (n, channels) otherwise.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ParameterError(f"cannot read WAV file {str(path)!r}: {exc.strerror or exc}") from exc
+    if len(data) < 12 or data[:4] not in (b"RIFF", b"RF64") or data[8:12] != b"WAVE":
+        raise ParameterError(
+            f"{str(path)!r} is not a WAV file (no RIFF/WAVE header); convert it first, "
+            "e.g. with 'sox in.mp3 -r 16000 -c 1 out.wav' or 'ffmpeg -i in.mp3 out.wav'"
+        )
+    fmt = None
+    payload = None
+    pos = 12
+    while pos + 8 <= len(data):
+        cid = data[pos : pos + 4]
+        size = struct.unpack_from("<I", data, pos + 4)[0]
+        body = data[pos + 8 : pos + 8 + size]
+        if cid == b"fmt ":
+            if len(body) < 16:
+                raise ParameterError(f"{str(path)!r}: the WAV 'fmt ' chunk is truncated ({len(body)} bytes)")
+            tag, channels, rate, _, block_align, bits = struct.unpack_from("<HHIIHH", body)
+            if tag == _EXTENSIBLE and len(body) >= 26:
+                tag = struct.unpack_from("<H", body, 24)[0]
+            fmt = (tag, channels, rate, block_align, bits)
+        elif cid == b"data":
+            payload = body
+            if len(body) < size:  # truncated file: keep the whole frames we have
+                pass
+            break
+        pos += 8 + size + (size & 1)
+    if fmt is None or payload is None:
+        raise ParameterError(f"{str(path)!r}: WAV file has no {'fmt ' if fmt is None else 'data'} chunk (truncated?)")
+    tag, channels, rate, block_align, bits = fmt
+    if channels < 1 or rate < 1 or block_align < 1:
+        raise ParameterError(f"{str(path)!r}: WAV header says {channels} channels at {rate} Hz; the file is corrupt")
+    n = len(payload) // block_align
+    raw = payload[: n * block_align]
+    if n == 0:
+        raise ParameterError(f"{str(path)!r} contains no audio samples")
+    width = bits // 8
+    if tag == _PCM and bits == 8:
+        x = (np.frombuffer(raw, np.uint8).astype(np.float32) - 128.0) / 128.0
+    elif tag == _PCM and bits == 16:
+        x = np.frombuffer(raw, "<i2").astype(np.float32) / 32768.0
+    elif tag == _PCM and bits == 24:
+        b = np.frombuffer(raw, np.uint8).reshape(-1, 3).astype(np.int32)
+        v = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
+        v = np.where(v >= 1 << 23, v - (1 << 24), v)
+        x = v.astype(np.float32) / float(1 << 23)
+    elif tag == _PCM and bits == 32:
+        x = (np.frombuffer(raw, "<i4").astype(np.float64) / 2147483648.0).astype(np.float32)
+    elif tag == _FLOAT and bits in (32, 64):
+        x = np.frombuffer(raw, "<f4" if bits == 32 else "<f8").astype(np.float32)
+    else:
+        raise ParameterError(
+            f"{str(path)!r}: WAV format tag {tag:#06x} with {bits}-bit samples is not supported; "
+            "use PCM 8/16/24/32-bit or IEEE float 32/64-bit"
+        )
+    if width * channels != block_align:
+        raise ParameterError(f"{str(path)!r}: WAV block size {block_align} does not match {channels} x {bits}-bit")
+    x = x.reshape(n, channels)
+    if not np.isfinite(x).all():
+        bad = int(np.argmax(~np.isfinite(x).all(axis=1)))
+        raise ParameterError(f"{str(path)!r} contains NaN or inf samples (first at frame {bad})")
+    return (x.mean(axis=1) if mono else x), int(rate)
+
+
+@dataclass(frozen=True)
+class EEGRecording:
+    """EEG samples (channels, samples) in the file's unit (usually microvolts)."""
+
+    data: np.ndarray
+    channel_names: tuple
+    sample_rate_hz: float
+
+
+_TIME_COLUMNS = {"timestamps", "timestamp", "time", "t", "time_s"}
+_IGNORED_COLUMNS = {"right aux", "aux", "marker", "markers"}
+
+
+def read_eeg_csv(path, *, sample_rate_hz=None, channels=None):
+    """EEG from a CSV/TSV with a header row of channel names.
+
+    A ``timestamps`` column (seconds) gives the sample rate when
+    ``sample_rate_hz`` is not passed; columns named like AUX or markers are
+    dropped. ``channels`` picks columns by name.
+    """
+    path = Path(path)
+    try:
+        with path.open("r", encoding="utf-8", errors="replace") as fh:
+            header = fh.readline()
+    except OSError as exc:
+        raise ParameterError(f"cannot read EEG file {str(path)!r}: {exc.strerror or exc}") from exc
+    delim = "\t" if header.count("\t") > header.count(",") else ","
+    names = [h.strip() for h in header.rstrip("\r\n").split(delim)]
+    if not names or all(_is_number(n) for n in names if n):
+        raise ParameterError(
+            f"{str(path)!r} has no header row of channel names; for BrainFlow's own files use "
+            "read_brainflow_file (CLI: --board NAME), else add a header such as 'Fp1,Fp2,...'"
+        )
+    try:
+        table = np.loadtxt(path, delimiter=delim, skiprows=1, ndmin=2, usecols=None, dtype=np.float64,
+                           converters=None) if names[-1] else None
+    except ValueError:
+        table = None
+    if table is None:
+        # Trailing delimiter (an empty last column) or irregular rows: parse by hand.
+        rows = []
+        with path.open("r", encoding="utf-8", errors="replace") as fh:
+            fh.readline()
+            for lineno, line in enumerate(fh, start=2):
+                if not line.strip():
+                    continue
+                cells = line.rstrip("\r\n").split(delim)
+                try:
+                    rows.append([float(c) if c.strip() else np.nan for c in cells[: len(names)]])
+                except ValueError as exc:
+                    raise ParameterError(f"{str(path)!r} line {lineno}: not a number ({exc})") from exc
+        if not rows:
+            raise ParameterError(f"{str(path)!r} has a header but no samples")
+        width = max(len(r) for r in rows)
+        table = np.full((len(rows), width), np.nan)
+        for i, r in enumerate(rows):
+            table[i, : len(r)] = r
+    keep = [i for i, n in enumerate(names) if n and i < table.shape[1]]
+    time_idx = next((i for i in keep if names[i].lower() in _TIME_COLUMNS), None)
+    chan_idx = [i for i in keep if i != time_idx and names[i].lower() not in _IGNORED_COLUMNS]
+    if channels is not None:
+        lookup = {names[i]: i for i in chan_idx}
+        missing = [c for c in channels if c not in lookup]
+        if missing:
+            raise ParameterError(
+                f"channels {missing} are not in {str(path)!r}; it has {[names[i] for i in chan_idx]}"
+            )
+        chan_idx = [lookup[c] for c in channels]
+    if not chan_idx:
+        raise ParameterError(f"{str(path)!r} has no EEG channel columns (header: {names})")
+    if sample_rate_hz is None:
+        if time_idx is None:
+            raise ParameterError(
+                f"{str(path)!r} has no timestamps column, so its sample rate is unknown; "
+                "pass sample_rate_hz (CLI: --sample-rate), e.g. 128 for DEAP"
+            )
+        dt = np.diff(table[:, time_idx])
+        dt = dt[np.isfinite(dt) & (dt > 0)]
+        if dt.size == 0:
+            raise ParameterError(f"{str(path)!r}: the timestamps column does not increase; pass sample_rate_hz")
+        sample_rate_hz = float(np.round(1.0 / np.median(dt), 3))
+    from affectedge.native_kernels._validate import check_rate
+
+    sample_rate_hz = check_rate(sample_rate_hz, "sample_rate_hz")
+    data = np.ascontiguousarray(table[:, chan_idx].T)
+    return EEGRecording(data=data, channel_names=tuple(names[i] for i in chan_idx), sample_rate_hz=sample_rate_hz)
+
+
+def _is_number(text):
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+BOARDS = {
+    "synthetic": "SYNTHETIC_BOARD",
+    "cyton": "CYTON_BOARD",
+    "cyton_daisy": "CYTON_DAISY_BOARD",
+    "ganglion": "GANGLION_BOARD",
+    "muse_2": "MUSE_2_BOARD",
+    "muse_s": "MUSE_S_BOARD",
+    "muse_2016": "MUSE_2016_BOARD",
+}
+
+
+def board_id(board):
+    """A BrainFlow board id from a name in BOARDS, a BoardIds member name, or an int."""
+    from ._optional import require
+
+    bf = require("brainflow.board_shim", "eeg", "BrainFlow board files")
+    if isinstance(board, int) or (isinstance(board, str) and board.lstrip("-").isdigit()):
+        return int(board)
+    name = BOARDS.get(str(board).lower(), str(board).upper())
+    try:
+        return int(getattr(bf.BoardIds, name).value)
+    except AttributeError:
+        raise ParameterError(
+            f"board={board!r} is not a BrainFlow board; use one of {sorted(BOARDS)} or a BoardIds name/number"
+        ) from None
+
+
+def read_brainflow_file(path, board):
+    """EEG channels of a file in BrainFlow's layout, for ``board``."""
+    from ._optional import require
+
+    bf = require("brainflow.board_shim", "eeg", "BrainFlow board files")
+    bid = board_id(board)
+    path = Path(path)
+    if not path.is_file():
+        raise ParameterError(f"cannot read BrainFlow file {str(path)!r}: no such file")
+    delim = "\t"
+    try:
+        table = np.loadtxt(path, delimiter=delim, ndmin=2)
+    except ValueError as exc:
+        raise ParameterError(f"{str(path)!r} is not a BrainFlow data file (tab-separated numbers): {exc}") from exc
+    rows = bf.BoardShim.get_num_rows(bid)
+    if table.shape[1] != rows:
+        raise ParameterError(
+            f"{str(path)!r} has {table.shape[1]} columns but board {board!r} writes {rows}; "
+            "is it the right board?"
+        )
+    eeg = bf.BoardShim.get_eeg_channels(bid)
+    try:
+        names = tuple(bf.BoardShim.get_eeg_names(bid))
+    except Exception:  # some boards have no names in BrainFlow's descriptor
+        names = tuple(f"ch{i}" for i in eeg)
+    return EEGRecording(
+        data=np.ascontiguousarray(table[:, eeg].T),
+        channel_names=names,
+        sample_rate_hz=float(bf.BoardShim.get_sampling_rate(bid)),
+    )
+
+
+def write_features(path, array, *, header=None):
+    """Write a 2-D feature array to ``.npy`` or ``.csv`` atomically."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".npy", ".csv"):
+        raise ParameterError(f"output {str(path)!r} must end in .npy or .csv")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise ParameterError(f"output folder {str(parent)!r} does not exist; create it first")
+    fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            if suffix == ".npy":
+                np.save(fh, array)
+            else:
+                np.savetxt(fh, np.atleast_2d(array), delimiter=",", header=",".join(header or []), comments="",
+                           fmt="%.9g")
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
