@@ -110,6 +110,7 @@ class EEGRecording:
     sample_rate_hz: float
 
 
+_NOMINAL_RATES = (100, 125, 128, 200, 250, 256, 500, 512, 1000, 1024, 2048)
 _TIME_COLUMNS = {"timestamps", "timestamp", "time", "t", "time_s"}
 _IGNORED_COLUMNS = {"right aux", "aux", "marker", "markers"}
 
@@ -177,11 +178,16 @@ def read_eeg_csv(path, *, sample_rate_hz=None, channels=None):
                 f"{str(path)!r} has no timestamps column, so its sample rate is unknown; "
                 "pass sample_rate_hz (CLI: --sample-rate), e.g. 128 for DEAP"
             )
-        dt = np.diff(table[:, time_idx])
-        dt = dt[np.isfinite(dt) & (dt > 0)]
-        if dt.size == 0:
+        ts = table[:, time_idx]
+        ts = ts[np.isfinite(ts)]
+        span = ts[-1] - ts[0] if ts.size > 1 else 0.0
+        if span <= 0:
             raise ParameterError(f"{str(path)!r}: the timestamps column does not increase; pass sample_rate_hz")
-        sample_rate_hz = float(np.round(1.0 / np.median(dt), 3))
+        # Mean rate over the recording (device timestamps jitter sample to
+        # sample), snapped to a nominal rate within 2 %.
+        rate = (ts.size - 1) / span
+        nominal = min(_NOMINAL_RATES, key=lambda r: abs(r - rate))
+        sample_rate_hz = float(nominal) if abs(nominal - rate) <= 0.02 * nominal else float(np.round(rate, 3))
     from affectedge.native_kernels._validate import check_rate
 
     sample_rate_hz = check_rate(sample_rate_hz, "sample_rate_hz")
