@@ -55,10 +55,6 @@ if not CACHE:
         RuntimeWarning,
         stacklevel=2,
     )
-elif "NUMBA_CACHE_DIR" not in os.environ:
-    # Read by numba at import; also set on numba.config below in case numba
-    # was imported before affectedge.
-    os.environ["NUMBA_CACHE_DIR"] = str(CACHE_DIR)
 
 JIT_DISABLED_REASON = ""
 if os.environ.get("AFFECTEDGE_DISABLE_JIT", "").strip() not in ("", "0", "false", "False"):
@@ -75,9 +71,10 @@ JIT_ENABLED = numba is not None
 
 HAVE_NUMBA_FFT = False
 if JIT_ENABLED:
-    if CACHE and "NUMBA_CACHE_DIR" not in os.environ:
-        numba.config.CACHE_DIR = str(CACHE_DIR)
-    elif CACHE and os.environ.get("NUMBA_CACHE_DIR") == str(CACHE_DIR):
+    if CACHE:
+        # Numba reads config.CACHE_DIR when a cached function is created, so
+        # this works even if numba was imported before affectedge. (Setting
+        # the NUMBA_CACHE_DIR variable instead would leak into subprocesses.)
         numba.config.CACHE_DIR = str(CACHE_DIR)
     try:  # registers np.fft inside @njit (pocketfft); optional
         import rocket_fft  # noqa: F401
