@@ -420,32 +420,41 @@ def _mel_kernel(y, pad, win, hop, n_fft, n_frames, fb, fb_lo, fb_hi, power, out)
 
 
 @njit
-def _db_dct_kernel(mel, amin, ref_db, dct):
-    """Fused dB + DCT for a few frames (the streaming path): (n_out, n_frames)."""
-    dt = mel.dtype.type
-    n_mels, n = mel.shape
-    d = dct
-    out = np.zeros((d.shape[0], n), dtype=mel.dtype)
+def _stream_kernel(y, n_frames, win, hop, n_fft, fb, fb_lo, fb_hi, power, amin, ref_db, dct, frame, pw, mel):
+    """MFCC of the first n_frames frames of y (no padding, no top_db), fused.
+
+    One frame at a time with caller-owned scratch (frame, pw, mel), so a
+    10 ms push costs one 1-D FFT and no scratch allocation.
+    """
+    dt = y.dtype.type
+    n_bins = n_fft // 2 + 1
+    n_mels = fb.shape[0]
+    n_out = dct.shape[0]
+    half_power = dt(power / 2.0)
+    is_two = power == 2.0
     a = dt(amin)
     r = dt(ref_db)
-    col = np.empty(n_mels, dtype=mel.dtype)
-    for t in range(n):
+    ten = dt(10.0)
+    out = np.empty((n_out, n_frames), dtype=y.dtype)
+    for t in range(n_frames):
+        start = t * hop
+        _windowed_copy(frame, y[start : start + n_fft], win, n_fft)
+        spec = np.fft.rfft(frame)
+        for k in range(n_bins):
+            c = spec[k]
+            p = c.real * c.real + c.imag * c.imag
+            pw[k] = p if is_two else p ** half_power
         for m in range(n_mels):
-            col[m] = dt(10.0) * np.log10(max(mel[m, t], a)) - r
-        for k in range(d.shape[0]):
+            acc = dt(0.0)
+            for k in range(fb_lo[m], fb_hi[m]):
+                acc += fb[m, k] * pw[k]
+            mel[m] = ten * np.log10(max(acc, a)) - r
+        for j in range(n_out):
             acc = dt(0.0)
             for m in range(n_mels):
-                acc += d[k, m] * col[m]
-            out[k, t] = acc
+                acc += dct[j, m] * mel[m]
+            out[j, t] = acc
     return out
-
-
-@njit
-def _stream_kernel(y, n_frames, win, hop, n_fft, fb, fb_lo, fb_hi, power, amin, ref_db, dct):
-    """MFCC of the first n_frames frames of y (no padding, no top_db), fused."""
-    mel = np.empty((fb.shape[0], n_frames), dtype=y.dtype)
-    _mel_kernel(y, 0, win, hop, n_fft, n_frames, fb, fb_lo, fb_hi, power, mel)
-    return _db_dct_kernel(mel, amin, ref_db, dct)
 
 
 @njit
@@ -741,6 +750,9 @@ class StreamingMFCC:
         self.samples_seen = 0
         self._consts = s.typed(self.dtype)
         self._jit = _jit_ok()
+        self._frame = np.empty(s.n_fft, dtype=self.dtype)
+        self._pw = np.empty(s.n_fft // 2 + 1, dtype=self.dtype)
+        self._mel = np.empty(s.n_mels, dtype=self.dtype)
 
     @property
     def sample_rate_hz(self):
@@ -810,7 +822,7 @@ class StreamingMFCC:
         if self._jit:
             c = self._consts
             out = _stream_kernel(self._buf, k, c["win"], s.hop, s.n_fft, c["fb"], s.fb_lo, s.fb_hi, s.power,
-                                 s.amin, s.ref_db, c["dct"])
+                                 s.amin, s.ref_db, c["dct"], self._frame, self._pw, self._mel)
         else:
             out = _mfcc_from_mel(_mel_power(self._buf[: (k - 1) * s.hop + s.n_fft], s), s, None)
         used = k * s.hop
