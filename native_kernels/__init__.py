@@ -36,6 +36,7 @@ _EXPORTS = {
     "differential_entropy": "eeg",
     "welch": "eeg",
     # graph
+    "GraphFrames": "graph",
     "MONTAGES": "graph",
     "StreamingGraphFilter": "graph",
     "chebyshev_filter": "graph",

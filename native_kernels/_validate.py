@@ -64,17 +64,18 @@ def check_choice(value, name, choices):
     return value
 
 
-def float_dtype(x, name):
+def float_dtype(x, name, *, audio=True):
     """float32 stays float32, float64 stays float64; anything else is refused."""
     dt = np.asarray(x).dtype
     if dt == np.float32 or dt == np.float64:
         return dt.type
     if np.issubdtype(dt, np.integer):
-        hint = (
-            f" Convert it first, e.g. {name}.astype(np.float32) / 32768 for 16-bit PCM."
-            if dt == np.int16
-            else f" Convert it first with {name}.astype(np.float32) (scaled to [-1, 1] for audio)."
-        )
+        if not audio:
+            hint = f" Convert it first with {name}.astype(np.float64) (in the sensor's unit, e.g. microvolts)."
+        elif dt == np.int16:
+            hint = f" Convert it first, e.g. {name}.astype(np.float32) / 32768 for 16-bit PCM."
+        else:
+            hint = f" Convert it first with {name}.astype(np.float32) (scaled to [-1, 1] for audio)."
         raise ParameterError(f"{name} has dtype {dt}, but float32 or float64 is required.{hint}")
     raise ParameterError(f"{name} has dtype {dt}, but a real float32 or float64 array is required")
 
@@ -147,7 +148,7 @@ def prepare_signal(
             f"{name} is {y.ndim}-dimensional with shape {y.shape}, but {what} must be "
             f"{ndim}-dimensional {shape}"
         )
-    dtype = float_dtype(y, name)
+    dtype = float_dtype(y, name, audio="audio" in what)
     if y.size == 0:
         raise ParameterError(f"{name} is empty (shape {y.shape}); {what} with at least {min_length} samples is required")
     n = y.shape[-1]

@@ -226,7 +226,7 @@ def _check_float_array(x, name, ndims, what):
     if x.ndim not in ndims:
         want = " or ".join(f"{d}-dimensional" for d in ndims)
         raise ParameterError(f"{name} has shape {x.shape} ({x.ndim}-dimensional), but {what} must be {want}")
-    dtype = float_dtype(x, name)
+    dtype = float_dtype(x, name, audio=False)
     if x.size == 0:
         raise ParameterError(f"{name} is empty (shape {x.shape}); {what} needs at least one value per axis")
     _check_finite(x, name)
@@ -1093,7 +1093,7 @@ class StreamingGraphFilter:
                 f"chunk has shape {chunk.shape}, but ({self.n_channels}, n_samples) is required "
                 "(channels first); transpose (samples, channels) data with chunk.T"
             )
-        dtype = float_dtype(chunk, "chunk")
+        dtype = float_dtype(chunk, "chunk", audio=False)
         if self._ring is None:
             self._ring = np.zeros((self.n_channels, self.window), dtype=dtype)
         chunk = np.asarray(chunk, dtype=self._ring.dtype)
