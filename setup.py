@@ -28,6 +28,16 @@ EXTRAS = {
         "onnxruntime>=1.17",
         "litert-torch>=0.5",
     ],
+}
+# Training and evaluating the zoo models (workstation): export plus the
+# sensors' feature extractors, baselines and report plots. opensmile is used
+# only to measure the eGeMAPS anchor in evaluation reports (its licence
+# forbids commercial use, so it is never a runtime dependency).
+EXTRAS["train"] = sorted(
+    set(EXTRAS["export"]) | set(EXTRAS["face"]) | set(EXTRAS["eeg"])
+    | {"scikit-learn>=1.3", "matplotlib>=3.7", "tqdm>=4.60", "opensmile>=2.5"}
+)
+EXTRAS.update({
     # What the test suite and the benchmarks compare against.
     "dev": [
         "pytest>=8",
@@ -37,8 +47,8 @@ EXTRAS = {
         "python_speech_features>=0.6",
         "mne>=1.6",
         "threadpoolctl>=3.1",
-    ],
-}
+    ] + EXTRAS["train"],
+})
 
 setup(
     name="affectedge",
@@ -53,12 +63,19 @@ setup(
         "affectedge.native_kernels",
         "affectedge.exporters",
         "affectedge.device_profiles",
+        "affectedge.features",
+        "affectedge.models",
+        "affectedge.training",
     ],
+    package_data={"affectedge.models": ["zoo/*/*.onnx", "zoo/*/*.json", "zoo/*/*.md"]},
     package_dir={
         "affectedge": "sdk",
         "affectedge.native_kernels": "native_kernels",
         "affectedge.exporters": "exporters",
         "affectedge.device_profiles": "device_profiles",
+        "affectedge.features": "sdk/features",
+        "affectedge.models": "sdk/models",
+        "affectedge.training": "sdk/training",
     },
     install_requires=[
         "numpy>=1.24",

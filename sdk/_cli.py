@@ -59,6 +59,33 @@ def _build_parser():
     fe.add_argument("--de-method", choices=("psd", "gaussian"), default="psd")
     fe.add_argument("--relative", action="store_true", help="relative instead of absolute band power")
 
+    t = sub.add_parser("train", help="train a model on a labelled corpus, export ONNX and write its card")
+    t.add_argument("task", choices=("speech", "face", "eeg", "mental-state"))
+    t.add_argument("--data", required=True, help="labelled corpus folder")
+    t.add_argument("--layout", default=None, help="corpus layout (task-specific; default: detected)")
+    t.add_argument("--out", required=True, help="output folder for model.onnx, card.json, card.md")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--quick", action="store_true", help="tiny training run (smoke test)")
+
+    e = sub.add_parser("evaluate", help="score a trained model on a corpus, or retrain per fold under a protocol")
+    e.add_argument("model", nargs="?", default=None, help="zoo id or model folder (omit with --task/--protocol)")
+    e.add_argument("--data", required=True, help="labelled corpus folder")
+    e.add_argument("--layout", default=None)
+    e.add_argument("--task", choices=("speech", "face", "eeg", "mental-state"), default=None)
+    e.add_argument("--protocol", default=None, help="loso | subject-kfold | subject-independent | cv ...")
+    e.add_argument("--out", default=None, help="folder for report.json / report.png")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--quick", action="store_true")
+    e.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    mo = sub.add_parser("models", help="the model zoo")
+    msub = mo.add_subparsers(dest="models_command", metavar="ACTION")
+    ml = msub.add_parser("list", help="list the zoo models")
+    ml.add_argument("--json", action="store_true")
+    ms = msub.add_parser("show", help="show one model's card")
+    ms.add_argument("id")
+    ms.add_argument("--json", action="store_true")
+
     d = sub.add_parser("demo", help="extract features from a real recording (or a generated one) and summarise")
     d.add_argument("--data", default=None, help="data folder (default: $AFFECTEDGE_DATA_DIR or ../shared/data)")
     return p
@@ -179,6 +206,81 @@ def _demo(args):
     return 0
 
 
+_MODEL_TASK = {"speech-emotion": "speech", "face-expression": "face", "eeg-valence-arousal": "eeg",
+               "eeg-mental-state": "mental-state"}
+
+
+def _evaluate(args):
+    import json
+
+    from affectedge.errors import ParameterError
+    from affectedge.training import task_module
+
+    out = Path(args.out) if args.out else None
+    if args.model is None:
+        if not (args.task and args.protocol):
+            raise ParameterError("evaluate needs a MODEL, or --task and --protocol to retrain per fold")
+        mod = task_module(args.task)
+        if args.protocol not in mod.PROTOCOLS:
+            raise ParameterError(f"--protocol {args.protocol!r} is not offered for {args.task}; "
+                                 f"choose one of {', '.join(mod.PROTOCOLS)}")
+        report = mod.evaluate_protocol(Path(args.data), args.protocol, layout=args.layout, seed=args.seed,
+                                       quick=args.quick, out=out)
+    else:
+        from affectedge import models
+
+        model = models.load(args.model)
+        task = _MODEL_TASK.get(model.card.id, model.card.task)
+        report = task_module(task).evaluate_model(model, Path(args.data), layout=args.layout, out=out)
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        print(_summarise(report))
+    return 0
+
+
+def _summarise(report, indent=""):
+    lines = []
+    for k, v in report.items():
+        if k in ("confusion", "per_fold", "predictions"):
+            continue
+        if isinstance(v, dict):
+            lines.append(f"{indent}{k}:")
+            lines.append(_summarise(v, indent + "  "))
+        elif isinstance(v, float):
+            lines.append(f"{indent}{k}: {v:.4f}")
+        elif isinstance(v, list) and len(v) > 12:
+            continue
+        else:
+            lines.append(f"{indent}{k}: {v}")
+    return "\n".join(x for x in lines if x)
+
+
+def _models(args):
+    import json
+
+    from affectedge import models
+
+    if args.models_command == "list":
+        cards = models.list_models()
+        if args.json:
+            print(json.dumps([c.to_dict() for c in cards], indent=2))
+        else:
+            for c in cards:
+                print(f"{c.id:<22} {c.task:<22} {len(c.labels)} labels, {c.parameters:,} parameters, "
+                      f"{c.file_size_bytes / 1024:.0f} KiB")
+            missing = [m for m in models.ZOO if m not in {c.id for c in cards}]
+            if missing:
+                print(f"not built here: {', '.join(missing)} (run 'make models')")
+        return 0
+    if args.models_command == "show":
+        c = models.card(args.id)
+        print(json.dumps(c.to_dict(), indent=2) if args.json else c.to_markdown())
+        return 0
+    print("usage: affectedge models list|show ID [--json]", file=sys.stderr)
+    return 2
+
+
 def main(argv=None):
     parser = _build_parser()
     args = parser.parse_args(argv)
@@ -201,6 +303,16 @@ def main(argv=None):
             if handler is None:
                 parser.parse_args(["features", "--help"])
             handler(args)
+        elif args.command == "train":
+            from affectedge.training import task_module
+
+            card = task_module(args.task).train(Path(args.data), Path(args.out), layout=args.layout, seed=args.seed,
+                                                quick=args.quick)
+            print(f"trained {args.task} model -> {card.parent}")
+        elif args.command == "evaluate":
+            return _evaluate(args)
+        elif args.command == "models":
+            return _models(args)
         elif args.command == "demo":
             return _demo(args)
         else:

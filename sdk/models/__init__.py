@@ -1,0 +1,82 @@
+"""The model zoo: shipped models, their cards, and an onnxruntime loader.
+
+    >>> from affectedge import models
+    >>> models.list_models()            # ids with their cards
+    >>> m = models.load("speech-emotion")
+    >>> m.predict_raw(audio)            # features computed as on the card
+
+Shipped models run with onnxruntime alone (``pip install 'affectedge[onnx]'``);
+no PyTorch is needed on the device.
+"""
+
+from pathlib import Path
+
+from affectedge.errors import ModelError
+
+from ._card import ModelCard, sha256_file
+from ._model import Model
+
+__all__ = ["ZOO", "Model", "ModelCard", "card", "list_models", "load", "zoo_dir"]
+
+ZOO = ("speech-emotion", "face-expression", "eeg-valence-arousal", "eeg-mental-state")
+_ZOO_DIR = Path(__file__).resolve().parent / "zoo"
+
+
+def zoo_dir(model_id):
+    """Folder of a zoo model (model.onnx, card.json, card.md)."""
+    if model_id not in ZOO:
+        raise ModelError(f"{model_id!r} is not a zoo model id; known ids: {', '.join(ZOO)}")
+    return _ZOO_DIR / model_id
+
+
+def list_models():
+    """Cards of the zoo models that are present in this installation."""
+    out = []
+    for mid in ZOO:
+        path = zoo_dir(mid) / "card.json"
+        if path.is_file():
+            out.append(ModelCard.load(path))
+    return out
+
+
+def card(model_id_or_path):
+    """The card of a zoo id, a model folder, or a card/model file."""
+    return ModelCard.load(_card_path(model_id_or_path))
+
+
+def _card_path(ref):
+    if str(ref) in ZOO:
+        path = zoo_dir(str(ref)) / "card.json"
+        if not path.is_file():
+            raise ModelError(
+                f"zoo model {ref!r} is not built in this checkout ({path} is missing); run 'make models'"
+            )
+        return path
+    p = Path(ref)
+    if p.is_dir():
+        p = p / "card.json"
+    elif p.suffix in (".onnx", ".tflite"):
+        p = p.parent / "card.json"
+    if not p.is_file():
+        raise ModelError(
+            f"no model card for {str(ref)!r} (looked for {str(p)!r}); pass a zoo id ({', '.join(ZOO)}) "
+            "or a folder written by 'affectedge train'"
+        )
+    return p
+
+
+def load(model_id_or_path, *, threads=None, check_file=True):
+    """Load a model (zoo id, folder, or .onnx next to its card.json)."""
+    path = _card_path(model_id_or_path)
+    c = ModelCard.load(path)
+    model_file = path.parent / c.file
+    if Path(str(model_id_or_path)).suffix == ".onnx":
+        model_file = Path(model_id_or_path)
+    if not model_file.is_file():
+        raise ModelError(f"model file {str(model_file)!r} named on card {str(path)!r} is missing")
+    if check_file and c.file_sha256 and sha256_file(model_file) != c.file_sha256:
+        raise ModelError(
+            f"{str(model_file)!r} does not match the sha256 on its card (corrupt or replaced); "
+            "re-export it or restore the original"
+        )
+    return Model(c, model_file, threads=threads)

@@ -1,0 +1,38 @@
+"""Training and evaluation (workstation code; needs ``affectedge[export]``).
+
+One module per task, each with the same functions, so the CLI and
+``make models`` treat them alike:
+
+* ``train(data, out, *, layout=None, seed=0, quick=False, progress=True) -> Path``
+  trains on all of ``data``, exports ONNX (fp32) and writes ``card.json`` /
+  ``card.md`` into ``out``; returns the card path.
+* ``evaluate_protocol(data, protocol, *, layout=None, seed=0, quick=False,
+  progress=True, out=None) -> dict`` retrains per fold under ``protocol`` and
+  returns the report (also written as JSON + PNG into ``out`` when given).
+* ``evaluate_model(model, data, *, layout=None, progress=True, out=None) -> dict``
+  scores a trained :class:`affectedge.models.Model` on a labelled corpus it has
+  never seen (only the classes both share count; the report says which).
+* ``PROTOCOLS``: protocol names; ``DEFAULT_DATA``: path of the default data
+  folder relative to ``../shared/data``; ``MODEL_ID``: zoo id.
+
+``quick=True`` trains tiny versions (a few epochs, a subset) for tests.
+"""
+
+import importlib
+
+__all__ = ["TASKS", "task_module"]
+
+TASKS = {
+    "speech": "affectedge.training.speech",
+    "face": "affectedge.training.face",
+    "eeg": "affectedge.training.eeg_va",
+    "mental-state": "affectedge.training.mental_state",
+}
+
+
+def task_module(task):
+    from affectedge.errors import ParameterError
+
+    if task not in TASKS:
+        raise ParameterError(f"task {task!r} is unknown; choose one of {', '.join(TASKS)}")
+    return importlib.import_module(TASKS[task])
