@@ -17,7 +17,7 @@ VERSION = re.search(
 
 EXTRAS = {
     "audio": ["pyaudio>=0.2.13"],
-    "face": ["mediapipe>=0.10.14", "opencv-python-headless>=4.8"],
+    "face": ["mediapipe>=0.10.14"],  # brings opencv-contrib-python
     "eeg": ["brainflow>=5.10"],
     "onnx": ["onnxruntime>=1.17"],
     "tflite": ["ai-edge-litert>=1.0"],

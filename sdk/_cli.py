@@ -206,10 +206,6 @@ def _demo(args):
     return 0
 
 
-_MODEL_TASK = {"speech-emotion": "speech", "face-expression": "face", "eeg-valence-arousal": "eeg",
-               "eeg-mental-state": "mental-state"}
-
-
 def _evaluate(args):
     import json
 
@@ -230,7 +226,9 @@ def _evaluate(args):
         from affectedge import models
 
         model = models.load(args.model)
-        task = _MODEL_TASK.get(model.card.id, model.card.task)
+        from affectedge.training import MODEL_TASKS
+
+        task = MODEL_TASKS.get(model.card.id, model.card.task)
         report = task_module(task).evaluate_model(model, Path(args.data), layout=args.layout, out=out)
     if args.json:
         print(json.dumps(report, indent=2, default=str))

@@ -15,18 +15,34 @@ One module per task, each with the same functions, so the CLI and
 * ``PROTOCOLS``: protocol names; ``DEFAULT_DATA``: path of the default data
   folder relative to ``../shared/data``; ``MODEL_ID``: zoo id.
 
+* ``load_features(data, *, layout=None, limit=None, seed=0) -> (X, y, labels)``
+  model inputs (float32, batch-first, computed with the card's pipeline) and
+  integer labels (None when the corpus has none) for calibration and
+  validation of exported artifacts.
+* each trained folder also holds ``model.pt2`` (``torch.export.save`` of the
+  trained module's ExportedProgram) so exporters can convert it to TFLite.
+
 ``quick=True`` trains tiny versions (a few epochs, a subset) for tests.
 """
 
 import importlib
 
-__all__ = ["TASKS", "task_module"]
+__all__ = ["MODEL_TASKS", "TASKS", "task_module"]
 
 TASKS = {
     "speech": "affectedge.training.speech",
     "face": "affectedge.training.face",
     "eeg": "affectedge.training.eeg_va",
     "mental-state": "affectedge.training.mental_state",
+}
+
+
+# zoo model id -> task
+MODEL_TASKS = {
+    "speech-emotion": "speech",
+    "face-expression": "face",
+    "eeg-valence-arousal": "eeg",
+    "eeg-mental-state": "mental-state",
 }
 
 
