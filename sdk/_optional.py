@@ -17,3 +17,24 @@ def require(module: str, extra: str, purpose: str = ""):
             f"{module!r} is needed{what} but is not installed ({exc}). "
             f"Install it with: pip install 'affectedge[{extra}]'"
         ) from exc
+
+
+def require_brainflow():
+    """(board_shim, data_filter, ml_model) with BrainFlow's native libraries loadable.
+
+    BrainFlow 5.23 finds its shared libraries with
+    ``importlib.resources.files(<module name>)``, which Python < 3.12 refuses
+    for a module (not a package), and then falls back to ``pkg_resources``,
+    which setuptools >= 81 no longer ships. Pointing the modules' ``files`` at
+    the ``brainflow`` package resolves the same paths on every version.
+    """
+    import importlib.resources
+
+    mods = []
+    for name in ("brainflow.board_shim", "brainflow.data_filter", "brainflow.ml_model"):
+        mod = require(name, "eeg", "BrainFlow boards, files and metrics")
+        if getattr(mod, "files", None) is not None and not getattr(mod, "_affectedge_patched", False):
+            mod.files = lambda _name, _f=importlib.resources.files: _f("brainflow")
+            mod._affectedge_patched = True
+        mods.append(mod)
+    return tuple(mods)

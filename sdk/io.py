@@ -216,9 +216,9 @@ BOARDS = {
 
 def board_id(board):
     """A BrainFlow board id from a name in BOARDS, a BoardIds member name, or an int."""
-    from ._optional import require
+    from ._optional import require_brainflow
 
-    bf = require("brainflow.board_shim", "eeg", "BrainFlow board files")
+    bf = require_brainflow()[0]
     if isinstance(board, int) or (isinstance(board, str) and board.lstrip("-").isdigit()):
         return int(board)
     name = BOARDS.get(str(board).lower(), str(board).upper())
@@ -232,9 +232,9 @@ def board_id(board):
 
 def read_brainflow_file(path, board):
     """EEG channels of a file in BrainFlow's layout, for ``board``."""
-    from ._optional import require
+    from ._optional import require_brainflow
 
-    bf = require("brainflow.board_shim", "eeg", "BrainFlow board files")
+    bf = require_brainflow()[0]
     bid = board_id(board)
     path = Path(path)
     if not path.is_file():

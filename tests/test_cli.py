@@ -143,3 +143,13 @@ def test_read_wav_formats(tmp_path):
         w.writeframes(b"".join(int(v).to_bytes(3, "little", signed=True) for v in pcm24))
     y24, _ = read_wav(tmp_path / "s24.wav")
     np.testing.assert_allclose(y24, sig, atol=1e-6)
+
+
+def test_features_eeg_brainflow_file(shared_data, tmp_path):
+    pytest.importorskip("brainflow")
+    src = shared_data / "eeg" / "brainflow_playback" / "cyton_daisy_10s.csv"
+    out = tmp_path / "cd.npy"
+    assert main(["features", "eeg", str(src), "--board", "cyton_daisy", "--window-s", "2", "--out", str(out)]) == 0
+    feats = np.load(out)
+    assert feats.shape == (9, 16, 10)  # 10 s at 125 Hz, 2 s windows, hop 1 s; 16 EEG channels
+    assert main(["features", "eeg", str(src), "--board", "muse_2", "--out", str(out)]) == 1  # wrong board
