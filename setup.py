@@ -67,7 +67,7 @@ setup(
         "affectedge.models",
         "affectedge.training",
     ],
-    package_data={"affectedge.models": ["zoo/*/*.onnx", "zoo/*/*.json", "zoo/*/*.md"]},
+    package_data={"affectedge.models": ["zoo/*/*.onnx", "zoo/*/*.pt2", "zoo/*/*.json", "zoo/*/*.md", "zoo/*/*.png"]},
     package_dir={
         "affectedge": "sdk",
         "affectedge.native_kernels": "native_kernels",

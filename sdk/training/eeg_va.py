@@ -44,6 +44,7 @@ import numpy as np
 
 from affectedge.errors import ParameterError
 
+from ._export import save_exported_program
 from .metrics import classification_report, macro_f1, save_report
 
 MODEL_ID = "eeg-valence-arousal"
@@ -452,6 +453,7 @@ def train(data, out, *, layout=None, seed=0, quick=False, progress=True):
         x, y, subjects = x[keep], y[keep], subjects[keep]
     model = fit_model(x, y, epochs=hp["epochs_full"], seed=seed, hp=hp)
     onnx_path = export_onnx(model, x[:2], out / "model.onnx", "features", ("quadrant", "valence_arousal"))
+    save_exported_program(model, x[:2], out)
     diffs = verify_onnx(model, onnx_path, x[:64])
     bad = constant_first_matmuls(onnx_path)
     if bad:
@@ -511,6 +513,19 @@ def train(data, out, *, layout=None, seed=0, quick=False, progress=True):
                         "scaled Laplacian with lambda_max=2, Chebyshev K=3",
                "train_wall_s": round(time.perf_counter() - t0, 1)})
     return card
+
+
+def load_features(data, *, layout=None, limit=None, seed=0):
+    """Model inputs (n, 32, 5) float32, quadrant labels (n,), and the label names."""
+    from affectedge.features.eeg import DeapDEFeatures
+
+    x, y, _ = load_deap(data, layout)
+    if limit is not None and limit < len(x):
+        idx = np.sort(np.random.default_rng(seed).choice(len(x), size=limit, replace=False))
+        x, y = x[idx], y[idx]
+    pipe = DeapDEFeatures()
+    feats = np.stack([pipe(v) for v in x]).astype(np.float32)
+    return feats, _quadrant(y), QUADRANTS
 
 
 def evaluate_model(model, data, *, layout=None, progress=True, out=None):

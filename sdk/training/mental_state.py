@@ -37,6 +37,7 @@ import numpy as np
 from affectedge.errors import ParameterError
 
 from .eeg_va import constant_first_matmuls, export_onnx, plot_comparison, verify_onnx, write_card
+from ._export import save_exported_program
 from .metrics import classification_report, save_report
 
 MODEL_ID = "eeg-mental-state"
@@ -323,6 +324,15 @@ def evaluate_protocol(data, protocol, *, layout=None, seed=0, quick=False, progr
     return report
 
 
+def load_features(data, *, layout=None, limit=None, seed=0):
+    """Model inputs (n, 4, 15) float32 (card pipeline, hop 1 s), labels (n,), label names."""
+    x, y, _, _ = load_windows(data, layout=layout, window_s=HPARAMS["window_s"], hop_s=HPARAMS["hop_s"])
+    if limit is not None and limit < len(x):
+        idx = np.sort(np.random.default_rng(seed).choice(len(x), size=limit, replace=False))
+        x, y = x[idx], y[idx]
+    return x.astype(np.float32), y, LABELS
+
+
 def train(data, out, *, layout=None, seed=0, quick=False, progress=True):
     from affectedge.features.eeg import MuseBandFeatures
 
@@ -333,6 +343,7 @@ def train(data, out, *, layout=None, seed=0, quick=False, progress=True):
     x, y, subjects, _ = load_windows(data, layout=layout, window_s=hp["window_s"], hop_s=hp["hop_s"])
     model = fit_model(x, y, seed=seed, hp=hp)
     onnx_path = export_onnx(model, x[:2], out / "model.onnx", "features", ("probs",))
+    save_exported_program(model, x[:2], out)
     diffs = verify_onnx(model, onnx_path, x[:256])
     bad = constant_first_matmuls(onnx_path)
     if bad:
