@@ -1,7 +1,8 @@
 """The ``affectedge`` command line (also ``python -m affectedge``).
 
 The CLI only parses arguments and calls the library; exit codes:
-0 success, 1 bad input or failed job (message on stderr), 2 usage error.
+0 success, 1 bad input or failed job (message on stderr), 2 usage error,
+3 (quantize/export) an artifact missed its accuracy budget and was not written.
 """
 
 import argparse
@@ -85,6 +86,8 @@ def _build_parser():
     ms = msub.add_parser("show", help="show one model's card")
     ms.add_argument("id")
     ms.add_argument("--json", action="store_true")
+
+    _add_export_parsers(sub)
 
     d = sub.add_parser("demo", help="extract features from a real recording (or a generated one) and summarise")
     d.add_argument("--data", default=None, help="data folder (default: $AFFECTEDGE_DATA_DIR or ../shared/data)")
@@ -279,6 +282,81 @@ def _models(args):
     return 2
 
 
+def _add_export_parsers(sub):
+    """``quantize`` and ``export``: build, check and report ONNX/TFLite artifacts (see affectedge.exporters)."""
+    from affectedge.exporters._options import PROFILE_THREADS, CalibrationMethod, Int8Scheme
+
+    def common(x, what):
+        x.add_argument("source", help="zoo id, package.module:factory (with --weights), model.pt2 or model.onnx")
+        x.add_argument("--to", default="onnx", help="comma-separated targets: onnx,tflite (default onnx)")
+        x.add_argument("--out", required=True, help="output folder (written atomically)")
+        x.add_argument("--validation", default=None,
+                       help="dataset folder or .npz (x[, y]) to check the artifacts on (default: the zoo model's "
+                            "corpus, else random inputs)")
+        x.add_argument("--weights", default=None, help="state_dict .pt for a package.module:factory source")
+        x.add_argument("--profile", choices=sorted(PROFILE_THREADS), default=None,
+                       help="device class for the thread count (provisional table)")
+        x.add_argument("--threads", type=int, default=None, help="inference threads for the checks (overrides --profile)")
+        x.add_argument("--allow-degraded", action="store_true",
+                       help=f"write {what} that miss their budget instead of refusing them (exit 0)")
+        x.add_argument("--repeats", type=int, default=50, help="timed single-example calls per check")
+        x.add_argument("--validation-limit", type=int, default=200, help="at most this many validation examples")
+        x.add_argument("--create-tflite-env", action="store_true",
+                       help="create the isolated numpy<2 env that tflite-runtime 2.14 needs, if missing")
+        x.add_argument("--fp32-max-rel-err", type=float, default=1e-3)
+        x.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+    q = sub.add_parser("quantize", help="export + quantize a model (ONNX/TFLite; fp32, fp16, int8, auto), check "
+                                        "every artifact in every runtime, and write a report")
+    common(q, "artifacts")
+    q.add_argument("--precision", default="auto", help="comma-separated fp32,fp16,int8, or auto (default)")
+    q.add_argument("--calibration", default=None, help="dataset folder or .npz of model inputs for int8")
+    q.add_argument("--calibration-method", choices=[m.value for m in CalibrationMethod], default="minmax")
+    q.add_argument("--int8-scheme", choices=[m.value for m in Int8Scheme], default="auto",
+                   help="ONNX int8: static QDQ, dynamic, or auto (dynamic for recurrent graphs)")
+    q.add_argument("--calibration-limit", type=int, default=200)
+    q.add_argument("--require-metric", action="store_true", help="fail unless the validation data has labels")
+    q.add_argument("--fp16-max-rel-err", type=float, default=1e-2)
+    q.add_argument("--int8-min-top1", type=float, default=0.97)
+    q.add_argument("--int8-max-metric-drop", type=float, default=0.01)
+    e = sub.add_parser("export", help="plain fp32 conversion (ONNX/TFLite), checked in every runtime, with a report")
+    common(e, "artifacts")
+
+
+def _export_command(args):
+    """Run ``quantize``/``export``. Exit codes: 0 ok, 1 bad input or failed conversion, 3 out of budget."""
+    from affectedge import exporters
+
+    split = lambda s: tuple(x.strip() for x in s.split(",") if x.strip())  # noqa: E731
+    common = dict(source=args.source, out=args.out, targets=split(args.to), validation=args.validation,
+                  threads=args.threads, profile=args.profile, allow_degraded=args.allow_degraded,
+                  weights=args.weights, validation_limit=args.validation_limit, repeats=args.repeats,
+                  create_tflite_env=args.create_tflite_env, progress=not args.quiet)
+    try:
+        if args.command == "export":
+            opts = exporters.ExportOptions(budgets=exporters.Budgets(fp32_max_rel_err=args.fp32_max_rel_err),
+                                           **common)
+            res = exporters.export(opts)
+        else:
+            budgets = exporters.Budgets(fp32_max_rel_err=args.fp32_max_rel_err,
+                                        fp16_max_rel_err=args.fp16_max_rel_err, int8_min_top1=args.int8_min_top1,
+                                        int8_max_metric_drop=args.int8_max_metric_drop)
+            opts = exporters.QuantizeOptions(precisions=split(args.precision), calibration=args.calibration,
+                                             calibration_method=args.calibration_method,
+                                             int8_scheme=args.int8_scheme, calibration_limit=args.calibration_limit,
+                                             require_metric=args.require_metric, budgets=budgets, **common)
+            res = exporters.quantize(opts)
+    except exporters.OutOfBudgetError as exc:
+        print(f"affectedge: error: {exc}", file=sys.stderr)
+        return 3
+    for rt, f in res.chosen.items():
+        print(f"{rt}: {f}")
+    print(f"{len(res.delivered)} artifact(s) and report.md/report.json/report.png in {res.out}")
+    if res.refused:
+        print("kept despite missing the budget (--allow-degraded): " + "; ".join(res.refused), file=sys.stderr)
+    return 0
+
+
 def main(argv=None):
     parser = _build_parser()
     args = parser.parse_args(argv)
@@ -313,6 +391,8 @@ def main(argv=None):
             return _models(args)
         elif args.command == "demo":
             return _demo(args)
+        elif args.command in ("quantize", "export"):
+            return _export_command(args)
         else:
             parser.print_help()
             return 2

@@ -1,0 +1,301 @@
+"""ONNX artifacts: fp32 export, pre-processing, fp16, and int8 (static QDQ or dynamic).
+
+* fp32: ``torch.onnx.export(..., dynamo=True)`` from the source's
+  ExportedProgram (weights stored inside the file), or the source ONNX file
+  re-saved as one self-contained file.
+* pre-processing: ``onnxruntime.quantization.shape_inference.quant_pre_process``
+  (symbolic shape inference + graph optimisation) before quantization.
+* fp16: ``onnxruntime.transformers.float16.convert_float_to_float16`` with
+  fp32 inputs/outputs kept (``keep_io_types=True``); operators that
+  onnxruntime's CPU provider cannot run in fp16 are kept in fp32 (found by
+  loading the result, recorded in the artifact's notes).
+* int8 static: ``quantize_static`` in QDQ format, per-channel int8 weights,
+  int8 activations, ranges from the calibration data by MinMax, Entropy or
+  Percentile; Softmax stays float (an 8-bit probability output flips the
+  arg-max of near-tied classes).
+* int8 dynamic: ``quantize_dynamic`` (int8 weights, activations quantized at
+  run time) — chosen automatically for recurrent graphs (LSTM, GRU, RNN,
+  Loop, Scan), whose static QDQ form onnxruntime does not quantize.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from affectedge.errors import ExportError
+
+from ._options import CalibrationMethod, Int8Scheme
+
+__all__ = ["Built", "export_fp32", "graph_ops", "is_recurrent", "preprocess", "to_fp16", "to_int8"]
+
+RECURRENT_OPS = frozenset({"LSTM", "GRU", "RNN", "Loop", "Scan"})
+# Softmax output quantized to 8 bits flips the arg-max of near-tied classes
+# (measured: top-1 agreement 0.83 -> 1.00 on a small conv net by keeping it
+# float); it costs nothing measurable to leave it in fp32.
+KEEP_FLOAT_OPS = frozenset({"Softmax"})
+
+
+@dataclass
+class Built:
+    """An artifact as built, before its checks."""
+
+    path: Path
+    precision: str
+    scheme: str = ""
+    notes: list = field(default_factory=list)
+
+
+def graph_ops(path_or_model) -> set:
+    import onnx
+
+    model = onnx.load(str(path_or_model)) if not hasattr(path_or_model, "graph") else path_or_model
+    ops = set()
+
+    def walk(g):
+        for n in g.node:
+            ops.add(n.op_type)
+            for a in n.attribute:
+                if a.g is not None and len(a.g.node):
+                    walk(a.g)
+
+    walk(model.graph)
+    return ops
+
+
+def is_recurrent(path_or_model) -> bool:
+    return bool(graph_ops(path_or_model) & RECURRENT_OPS)
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Keep converter chatter (progress lines, emoji banners) off stdout."""
+    buf = io.StringIO()
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "onnxscript", "root", "onnxruntime")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    import warnings
+
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(buf):
+            warnings.simplefilter("ignore")
+            yield buf
+    finally:
+        for lg, lv in zip(loggers, levels):
+            lg.setLevel(lv)
+
+
+_ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
+_ATEN_RE = re.compile(r"(aten[.:]{1,2}[A-Za-z_0-9]+(?:\.[A-Za-z_0-9]+)?)")
+
+
+def export_fp32(source, example, out_path) -> Built:
+    """Write the fp32 ONNX artifact of ``source`` to ``out_path``."""
+    import onnx
+
+    out_path = Path(out_path)
+    if not source.has_torch:
+        from ._sources import load_onnx
+
+        model = load_onnx(source.onnx_path)
+        onnx.save(model, str(out_path), save_as_external_data=False)
+        strip_metadata(out_path)
+        return Built(out_path, "fp32", "source ONNX re-saved", [f"copied from {Path(source.onnx_path).name}"])
+    import torch
+
+    ep = source.exported_program(example)
+    args = tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in example)
+    try:
+        with _quiet():
+            torch.onnx.export(ep, args, str(out_path), dynamo=True, external_data=False, optimize=True)
+    except Exception as exc:
+        text = _ANSI_RE.sub("", f"{type(exc).__name__}: {exc}")
+        found = set(_ATEN_RE.findall(text))
+        ops = sorted(o for o in found if not any(p != o and p.startswith(o + ".") for p in found))
+        if ops:
+            raise ExportError(
+                f"ONNX export of {source.ref!r} failed: operator {', '.join(ops)} is not supported by torch.onnx "
+                f"(dynamo exporter, torch {torch.__version__}), so it cannot run in onnxruntime. Replace the op in "
+                "the model or register a custom translation (torch.onnx.export(custom_translation_table=...))"
+            ) from exc
+        raise ExportError(
+            f"ONNX export of {source.ref!r} failed in torch.onnx (torch {torch.__version__}): "
+            f"{_first_line(_ANSI_RE.sub('', str(exc)))}"
+        ) from exc
+    for stale in out_path.parent.glob(out_path.name + ".data"):
+        stale.unlink()
+    strip_metadata(out_path)
+    return Built(out_path, "fp32", "torch.onnx dynamo", [])
+
+
+def strip_metadata(path):
+    """Drop per-node stack traces / doc strings (the dynamo exporter's debug
+    metadata) and intermediate value_info.
+
+    They cost ~300 bytes per node and change nothing at run time; on small
+    models they are a third of the file. Graph inputs/outputs keep their types.
+    """
+    import onnx
+
+    model = onnx.load(str(path))
+
+    def walk(g):
+        for n in g.node:
+            n.doc_string = ""
+            del n.metadata_props[:]
+            for a in n.attribute:
+                if a.g is not None and len(a.g.node):
+                    walk(a.g)
+
+    walk(model.graph)
+    model.graph.doc_string = ""
+    del model.graph.value_info[:]
+    onnx.save(model, str(path))
+
+
+def preprocess(in_path, out_path) -> list:
+    """quant_pre_process; on failure copy the input and return a note saying so."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    try:
+        with _quiet():
+            quant_pre_process(str(in_path), str(out_path), skip_symbolic_shape=False)
+        return []
+    except Exception as exc:
+        shutil.copyfile(in_path, out_path)
+        return [f"quant_pre_process failed ({_first_line(exc)}); quantized the un-preprocessed graph"]
+
+
+_NOT_IMPL_RE = re.compile(r"Could not find an implementation for (\w+)\((\d+)\)")
+
+
+def to_fp16(in_path, out_path, *, max_tries=8) -> Built:
+    """fp16 weights and compute, fp32 inputs/outputs; ops without CPU fp16 kernels stay fp32."""
+    import onnx
+    import onnxruntime as ort
+    from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
+
+    block = list(DEFAULT_OP_BLOCK_LIST)
+    added = []
+    base = onnx.load(str(in_path))
+    for _ in range(max_tries):
+        try:
+            with _quiet():
+                m16 = convert_float_to_float16(
+                    onnx.ModelProto.FromString(base.SerializeToString()), keep_io_types=True, op_block_list=block
+                )
+        except Exception as exc:
+            raise ExportError(f"fp16 conversion of {Path(in_path).name} failed: {_first_line(exc)}") from exc
+        onnx.save(m16, str(out_path))
+        try:
+            opts = ort.SessionOptions()
+            opts.log_severity_level = 3
+            ort.InferenceSession(str(out_path), sess_options=opts, providers=["CPUExecutionProvider"])
+            notes = [f"kept in fp32 (no onnxruntime CPU fp16 kernel): {', '.join(added)}"] if added else []
+            strip_metadata(out_path)
+            return Built(Path(out_path), "fp16", "float16 keep_io_types", notes)
+        except Exception as exc:
+            m = _NOT_IMPL_RE.search(str(exc))
+            if not m or m.group(1) in block:
+                raise ExportError(
+                    f"onnxruntime {ort.__version__} cannot load the fp16 artifact {Path(out_path).name}: "
+                    f"{_first_line(exc)}"
+                ) from exc
+            block.append(m.group(1))
+            added.append(m.group(1))
+    raise ExportError(f"fp16 conversion kept failing after blocking {added}; use fp32 or int8")
+
+
+_CALIB = {
+    CalibrationMethod.MINMAX: "MinMax",
+    CalibrationMethod.ENTROPY: "Entropy",
+    CalibrationMethod.PERCENTILE: "Percentile",
+}
+
+
+def choose_scheme(pre_path, requested) -> tuple:
+    rec = is_recurrent(pre_path)
+    if requested == Int8Scheme.AUTO:
+        scheme = Int8Scheme.DYNAMIC if rec else Int8Scheme.STATIC
+        why = ("recurrent ops " + ", ".join(sorted(graph_ops(pre_path) & RECURRENT_OPS)) + " -> dynamic"
+               if rec else "no recurrent ops -> static QDQ per-channel")
+    else:
+        scheme, why = requested, "requested"
+    return scheme, why
+
+
+def to_int8(pre_path, out_path, *, scheme, calibration=None, method=CalibrationMethod.MINMAX) -> Built:
+    """Quantize the pre-processed fp32 graph to int8 with ``scheme`` (static or dynamic)."""
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod as OrtCM
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
+
+    scheme_enum, why = choose_scheme(pre_path, scheme)
+    notes = [f"int8 scheme: {why}"]
+    try:
+        if scheme_enum == Int8Scheme.DYNAMIC:
+            with _quiet():
+                quantize_dynamic(str(pre_path), str(out_path), weight_type=QuantType.QInt8, per_channel=False)
+            label = "dynamic (int8 weights, runtime-quantized activations)"
+        else:
+            if not calibration:
+                raise ExportError(
+                    "static int8 needs calibration data; pass --calibration (a dataset folder or an .npz of inputs)"
+                )
+            names = [i.name for i in onnx.load(str(pre_path)).graph.input]
+            init = {i.name for i in onnx.load(str(pre_path)).graph.initializer}
+            names = [n for n in names if n not in init]
+            reader = _Reader(names, calibration)
+            from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+
+            op_types = sorted((set(QDQRegistry) | set(QLinearOpsRegistry)) - KEEP_FLOAT_OPS)
+            with _quiet():
+                quantize_static(
+                    str(pre_path), str(out_path), reader, quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                    calibrate_method=getattr(OrtCM, _CALIB[method]), op_types_to_quantize=op_types,
+                )
+            label = (f"static QDQ per-channel, {method.value} calibration on {len(calibration)} examples; "
+                     f"{', '.join(sorted(KEEP_FLOAT_OPS))} kept float")
+    except ExportError:
+        raise
+    except Exception as exc:
+        hint = ""
+        if "scale issue" in str(exc):
+            hint = (" (onnxruntime computed an invalid scale: an activation range is NaN/inf on the calibration "
+                    "data; check that the fp32 model gives finite values on it)")
+        raise ExportError(f"int8 quantization ({scheme_enum.value}) of {Path(pre_path).name} failed: "
+                          f"{_first_line(exc)}{hint}") from exc
+    strip_metadata(out_path)
+    return Built(Path(out_path), "int8", label, notes)
+
+
+def _Reader(names, examples):
+    """An onnxruntime CalibrationDataReader over a list of examples."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self._items = [dict(zip(names, ex)) for ex in examples]
+            self._it = iter(self._items)
+
+        def get_next(self):
+            return next(self._it, None)
+
+        def rewind(self):
+            self._it = iter(self._items)
+
+    return Reader()
+
+
+def _first_line(exc):
+    s = str(exc).strip().splitlines()
+    return s[0][:300] if s else type(exc).__name__
