@@ -32,8 +32,10 @@ import numpy as np
 
 from affectedge.errors import ParameterError
 
+from ._export import save_exported_program
+
 __all__ = ["DEFAULT_DATA", "LABELS", "MODEL_ID", "PROTOCOLS", "evaluate_model", "evaluate_protocol", "load_corpus",
-           "train"]
+           "load_features", "train"]
 
 MODEL_ID = "face-expression"
 DEFAULT_DATA = "face/ckplus48"
@@ -504,6 +506,20 @@ def _export(model, example, path, dynamic):
     return float(np.max(np.abs(got - want)))
 
 
+
+def load_features(data, *, layout=None, limit=None, seed=0):
+    """Blendshape(+geometry) inputs of the faces found (n, 72) float32, labels (n,), label names."""
+    items, layout = load_corpus(data, layout)
+    labels = tuple(lab for lab in LABELS if any(it.label == lab for it in items))  # as train() orders them
+    if limit is not None and limit < len(items):
+        keep = np.sort(np.random.default_rng(seed).choice(len(items), size=limit, replace=False))
+        items = [items[i] for i in keep]
+    _, X, found = _features(items, progress=False)
+    y = np.array([labels.index(it.label) for it in items])
+    idx = np.flatnonzero(found)
+    return X[idx].astype(np.float32), y[idx], labels
+
+
 def train(data, out, *, layout=None, seed=0, quick=False, progress=True):
     """Train the per-frame MLP and the temporal GRU on all of ``data``; export ONNX and write the card."""
     from affectedge.models import ModelCard, sha256_file
@@ -526,6 +542,7 @@ def train(data, out, *, layout=None, seed=0, quick=False, progress=True):
     out.mkdir(parents=True, exist_ok=True)
     onnx_path = out / "model.onnx"
     frame_err = _export(model, X[idx], onnx_path, "frame")
+    save_exported_program(model, X[idx][:2], out)
     train_acc = float(np.mean(_predict(model, X[idx]).argmax(1) == y[idx]))
 
     # temporal model: CK+ sequences + single images as one-frame sequences padded to the same length
