@@ -3,6 +3,7 @@
 #   make demo     create .venv, install affectedge (core deps), run the demo
 #   make test     same set-up plus the [dev] extra, run the whole test suite
 #   make bench    kernel benchmarks against librosa / SciPy / NumPy anchors
+#   make models   retrain, evaluate and re-export every zoo model from ../shared/data
 #   make warmup   compile and cache every Numba kernel
 #   make clean    remove .venv, build outputs and caches
 #
@@ -22,8 +23,11 @@ SYSTEM_PACKAGES ?=
 PKG_META   := setup.py $(wildcard pyproject.toml)
 STAMP_CORE := $(VENV)/.stamp-demo
 STAMP_DEV  := $(VENV)/.stamp-test
+STAMP_TRAIN := $(VENV)/.stamp-train
+DATA ?= ../shared/data
+ZOO  := sdk/models/zoo
 
-.PHONY: all venv system-deps demo test bench warmup clean
+.PHONY: all venv system-deps demo test bench models warmup clean
 
 all: test
 
@@ -66,6 +70,25 @@ test: $(STAMP_DEV)
 
 bench: $(STAMP_DEV)
 	$(BIN)/python bench/kernels.py
+
+$(STAMP_TRAIN): $(PKG_META) $(STAMP_CORE)
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[train]'
+	@touch $@
+
+# Evaluation first: the speech and face cards copy their figures from reports/.
+# (The EEG tasks evaluate again inside `train` for their cards.)
+models: $(STAMP_TRAIN)
+	$(BIN)/affectedge evaluate --task speech --protocol loso --data $(DATA)/speech/emodb --out reports/speech
+	$(BIN)/affectedge train speech --data $(DATA)/speech/emodb --out $(ZOO)/speech-emotion
+	$(BIN)/affectedge evaluate --task face --protocol subject-kfold --data $(DATA)/face/ckplus48 --out reports/face
+	$(BIN)/affectedge evaluate --task face --protocol cv --data $(DATA)/face/fer2013_val --out reports/face
+	$(BIN)/affectedge train face --data $(DATA)/face/ckplus48 --out $(ZOO)/face-expression
+	$(BIN)/affectedge evaluate --task eeg --protocol subject-kfold --data $(DATA)/eeg/deap_de_features --out reports/eeg/subject-kfold
+	$(BIN)/affectedge evaluate --task eeg --protocol subject-independent --data $(DATA)/eeg/deap_de_features --out reports/eeg/subject-independent
+	$(BIN)/affectedge train eeg --data $(DATA)/eeg/deap_de_features --out $(ZOO)/eeg-valence-arousal
+	$(BIN)/affectedge evaluate --task mental-state --protocol loso --data $(DATA)/eeg/muse_mentalstate --out reports/mental-state
+	$(BIN)/affectedge train mental-state --data $(DATA)/eeg/muse_mentalstate --out $(ZOO)/eeg-mental-state
+	$(BIN)/affectedge models list
 
 warmup: $(STAMP_CORE)
 	$(BIN)/affectedge kernels warmup

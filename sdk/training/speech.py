@@ -64,6 +64,7 @@ import numpy as np
 
 from affectedge.errors import ParameterError
 
+from ._export import save_exported_program
 from .corpora import TAXONOMY, load_corpus
 
 __all__ = ["DEFAULT_DATA", "MODEL_ID", "PROTOCOLS", "VA_TABLE", "evaluate_model", "evaluate_protocol", "train"]
@@ -220,7 +221,8 @@ def _build_model(n_features, n_classes, hp, va_table):
             big = 1e4
             mx = (f * v + (v - 1.0) * big).amax(dim=1)
             mn = (f * v - (v - 1.0) * big).amin(dim=1)
-            return torch.cat([mean, torch.sqrt(var + 1e-6), mn, mx], dim=1)
+            # clamp: an input whose valid-frame flag is not 0/1 must not give NaN
+            return torch.cat([mean, torch.sqrt(var.clamp_min(0.0) + 1e-6), mn, mx], dim=1)
 
         def forward(self, x):
             p_cnn = torch.softmax(self.logits(x), dim=1)
@@ -617,6 +619,21 @@ def _find_report(out):
     return None, None
 
 
+
+def load_features(data, *, layout=None, limit=None, seed=0):
+    """Model inputs (n, frames, features) float32 with per-speaker calibration, labels (n,), label names."""
+    items, labels, y, speakers = _corpus(data, layout)
+    if limit is not None and limit < len(items):
+        keep = np.sort(np.random.default_rng(seed).choice(len(items), size=limit, replace=False))
+        items = [items[i] for i in keep]
+        y = y[keep]
+        speakers = [speakers[i] for i in keep]
+    pipe = _default_pipeline()
+    frames = _raw_frames(items, pipe)
+    x = _windows(frames, speakers, _speaker_norms(frames, speakers), pipe)
+    return np.asarray(x, dtype=np.float32), y, tuple(labels)
+
+
 def train(data, out, *, layout=None, seed=0, quick=False, progress=True):
     """Train on all of ``data`` (every speaker), export ONNX, write the card."""
     import torch
@@ -640,6 +657,7 @@ def train(data, out, *, layout=None, seed=0, quick=False, progress=True):
     pipe = pipe.with_norm(SpeakerNormalizer.fit(frames))
     onnx_path = out / "model.onnx"
     max_diff = _export(model, x[:8], onnx_path)
+    save_exported_program(model, x[:8], out)
     _log(progress, f"  exported {onnx_path} ({onnx_path.stat().st_size:,} bytes); onnxruntime vs torch max |diff| "
                    f"{max_diff:.2e}")
     train_rep = _train_fit(model, x, y, labels)
