@@ -55,7 +55,7 @@ $(BIN)/python:
 venv: $(STAMP_CORE)
 
 $(STAMP_CORE): $(PKG_META) | system-deps $(BIN)/python
-	$(BIN)/python -m pip install --disable-pip-version-check -q -e .
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[onnx]' 
 	@touch $@
 
 $(STAMP_DEV): $(PKG_META) $(STAMP_CORE)
