@@ -122,4 +122,4 @@ def test_cli_models_and_evaluate_errors(capsys):
     assert main(["evaluate", "--data", "x", "--task", "speech", "--protocol", "bogus"]) == 1
     assert "is not offered for speech" in capsys.readouterr().err
     assert main(["models", "show", "nope"]) == 1
-    assert "not a zoo model id" in capsys.readouterr().err
+    assert "no model card for 'nope'" in capsys.readouterr().err

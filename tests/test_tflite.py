@@ -339,7 +339,10 @@ def test_tflite_runtime_wrong_numbers_are_caught(tmp_path, tflite_runtime_env, r
     if recipe_name == "dynamic_wi8_afp32":
         assert rel_good <= 2e-2
     assert rel_bad > 0.3, f"tflite-runtime 2.14 now computes {recipe_name} correctly ({rel_bad:.3f}); update the notes"
-    assert rel_bad > 5 * rel_good
+    # The two runtimes disagree on the same file by far more than int8/int16
+    # rounding: measured 1.21 vs 0.24 and 1.43 vs 0.49 relative to torch.
+    assert rel_bad > 2 * rel_good
+    assert _errors(bad, good)[0] > 0.3
     # the exporter therefore never produces these, and documents why
     assert T.DYNAMIC_RANGE_RUNTIMES == {"ai-edge-litert": True, "tflite-runtime": False}
 
