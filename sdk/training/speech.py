@@ -148,10 +148,10 @@ def _functionals_np(x):
     n = np.maximum(v.sum(axis=1), 1.0)
     mean = (f * v).sum(axis=1) / n
     var = (((f - mean[:, None]) ** 2) * v).sum(axis=1) / n
-    big = 1e4
-    mx = (f * v + (v - 1.0) * big).max(axis=1)
-    mn = (f * v - (v - 1.0) * big).min(axis=1)
-    return np.concatenate([mean, np.sqrt(var + 1e-6), mn, mx], axis=1).astype(np.float32)
+    filled = f * v + mean[:, None] * (1.0 - v)  # padded frames take the mean (see the graph)
+    mx = filled.max(axis=1)
+    mn = filled.min(axis=1)
+    return np.concatenate([mean, np.sqrt(np.maximum(var, 0.0) + 1e-6), mn, mx], axis=1).astype(np.float32)
 
 
 # -------------------------------------------------------------------- model
@@ -218,9 +218,12 @@ def _build_model(n_features, n_classes, hp, va_table):
             n = v.sum(dim=1).clamp_min(1.0)
             mean = (f * v).sum(dim=1) / n
             var = (((f - mean[:, None, :]) ** 2) * v).sum(dim=1) / n
-            big = 1e4
-            mx = (f * v + (v - 1.0) * big).amax(dim=1)
-            mn = (f * v - (v - 1.0) * big).amin(dim=1)
+            # Padded frames take the mean, which lies inside [min, max] of the
+            # valid frames, so max/min are those of the valid frames; no large
+            # sentinel constants (they wreck int8 activation ranges).
+            filled = f * v + mean[:, None, :] * (1.0 - v)
+            mx = filled.amax(dim=1)
+            mn = filled.amin(dim=1)
             # clamp: an input whose valid-frame flag is not 0/1 must not give NaN
             return torch.cat([mean, torch.sqrt(var.clamp_min(0.0) + 1e-6), mn, mx], dim=1)
 
