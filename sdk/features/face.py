@@ -109,11 +109,9 @@ def feature_cache_dir():
 
 
 def _sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    from affectedge.models._card import sha256_file
+
+    return sha256_file(path)
 
 
 _urlopen = urllib.request.urlopen  # tests replace this to simulate being offline

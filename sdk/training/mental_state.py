@@ -26,8 +26,6 @@ compared with ours on the relaxed-vs-concentrating windows (accuracy at 0.5
 and ROC AUC).
 """
 
-import importlib
-import importlib.resources
 import re
 import time
 from pathlib import Path
@@ -36,7 +34,7 @@ import numpy as np
 
 from affectedge.errors import ParameterError
 
-from .eeg_va import constant_first_matmuls, export_onnx, plot_comparison, verify_onnx, write_card
+from .eeg_va import constant_first_matmuls, export_onnx, plot_comparison, subject_normalise, verify_onnx, write_card
 from ._export import save_exported_program
 from .metrics import classification_report, save_report
 
@@ -168,14 +166,6 @@ def _runs(path, n, max_gap_s=0.1):
         edges = np.concatenate([[0], cuts, [n]])
         bounds = list(zip(edges[:-1], edges[1:]))
     return [(int(a), int(b)) for a, b in bounds]
-
-
-def subject_normalise(x, subjects):
-    out = np.empty_like(x)
-    for s in np.unique(subjects):
-        m = subjects == s
-        out[m] = (x[m] - x[m].mean(0)) / (x[m].std(0) + 1e-6)
-    return out
 
 
 # ----------------------------------------------------------------------------- model

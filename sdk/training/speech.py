@@ -639,8 +639,6 @@ def load_features(data, *, layout=None, limit=None, seed=0):
 
 def train(data, out, *, layout=None, seed=0, quick=False, progress=True):
     """Train on all of ``data`` (every speaker), export ONNX, write the card."""
-    import torch
-
     from affectedge.features.speech import SpeakerNormalizer
     from affectedge.models import ModelCard, sha256_file
 
