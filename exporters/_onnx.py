@@ -41,6 +41,15 @@ RECURRENT_OPS = frozenset({"LSTM", "GRU", "RNN", "Loop", "Scan"})
 # (measured: top-1 agreement 0.83 -> 1.00 on a small conv net by keeping it
 # float); it costs nothing measurable to leave it in fp32.
 KEEP_FLOAT_OPS = frozenset({"Softmax"})
+# A MatMul/Gemm with a constant weight stays float when its int8 form (int8
+# weights per output channel x int8 input, ranges from the calibration data)
+# misses its fp32 output by more than this fraction of the output's spread on
+# the calibration data. Typical layers are at 0.01-0.05; a layer fed by
+# features of very different scales (e.g. a linear model on unstandardised
+# statistics with the standardisation folded into the weights: tiny inputs x
+# huge weights next to large inputs x small weights) is at ~1, because 8-bit
+# weights per output channel round the small-weight rows to zero.
+MAX_LAYER_INT8_ERR = 0.1
 
 
 @dataclass
@@ -242,8 +251,10 @@ def to_int8(pre_path, out_path, *, scheme, calibration=None, method=CalibrationM
     notes = [f"int8 scheme: {why}"]
     try:
         if scheme_enum == Int8Scheme.DYNAMIC:
+            keep = _keep_float(pre_path, calibration, per_channel=False, notes=notes)
             with _quiet():
-                quantize_dynamic(str(pre_path), str(out_path), weight_type=QuantType.QInt8, per_channel=False)
+                quantize_dynamic(str(pre_path), str(out_path), weight_type=QuantType.QInt8, per_channel=False,
+                                 nodes_to_exclude=keep)
             label = "dynamic (int8 weights, runtime-quantized activations)"
         else:
             if not calibration:
@@ -257,11 +268,13 @@ def to_int8(pre_path, out_path, *, scheme, calibration=None, method=CalibrationM
             from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 
             op_types = sorted((set(QDQRegistry) | set(QLinearOpsRegistry)) - KEEP_FLOAT_OPS)
+            keep = _keep_float(pre_path, calibration, per_channel=True, notes=notes)
             with _quiet():
                 quantize_static(
                     str(pre_path), str(out_path), reader, quant_format=QuantFormat.QDQ, per_channel=True,
                     activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
                     calibrate_method=getattr(OrtCM, _CALIB[method]), op_types_to_quantize=op_types,
+                    nodes_to_exclude=keep,
                 )
             label = (f"static QDQ per-channel, {method.value} calibration on {len(calibration)} examples; "
                      f"{', '.join(sorted(KEEP_FLOAT_OPS))} kept float")
@@ -276,6 +289,98 @@ def to_int8(pre_path, out_path, *, scheme, calibration=None, method=CalibrationM
                           f"{_first_line(exc)}{hint}") from exc
     strip_metadata(out_path)
     return Built(Path(out_path), "int8", label, notes)
+
+
+def _weighted_layers(model):
+    """(node, input name, weight as (K, N) float64) for MatMul/Gemm with a constant 2-D weight."""
+    from onnx import helper, numpy_helper
+
+    inits = {i.name: i for i in model.graph.initializer}
+    out = []
+    for n in model.graph.node:
+        if n.op_type not in ("MatMul", "Gemm") or not n.name or len(n.input) < 2:
+            continue
+        x, w = n.input[0], n.input[1]
+        if x in inits or w not in inits:
+            continue
+        attrs = {a.name: helper.get_attribute_value(a) for a in n.attribute}
+        if attrs.get("transA", 0):
+            continue
+        weight = numpy_helper.to_array(inits[w]).astype(np.float64)
+        if weight.ndim != 2:
+            continue
+        out.append((n, x, weight.T if attrs.get("transB", 0) else weight))
+    return out
+
+
+def int8_sensitive_nodes(pre_path, names, examples, *, per_channel=True, limit=64, max_err=MAX_LAYER_INT8_ERR):
+    """Names of MatMul/Gemm nodes whose int8 form is off by more than ``max_err`` on ``examples``.
+
+    Each weighted layer is checked on its own: its fp32 input is collected on
+    (up to ``limit``) calibration examples, then the layer is computed with
+    the input fake-quantized to int8 over its calibrated min/max and the
+    weight fake-quantized to symmetric int8 (per output channel when
+    ``per_channel``), and compared with the fp32 layer output. Returns
+    ``[(node name, relative error)]``, worst first; ``[]`` when nothing can be
+    measured (the check is advisory: a failure here only means no node is kept
+    float by it).
+    """
+    import onnx
+    import onnxruntime as ort
+
+    try:
+        model = onnx.load(str(pre_path))
+        layers = _weighted_layers(model)
+        if not layers or not examples:
+            return []
+        have = {o.name for o in model.graph.output}
+        for x in {x for _, x, _ in layers} - have:
+            model.graph.output.append(onnx.helper.make_tensor_value_info(x, onnx.TensorProto.FLOAT, None))
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        sess = ort.InferenceSession(model.SerializeToString(), sess_options=opts, providers=["CPUExecutionProvider"])
+        wanted = sorted({x for _, x, _ in layers})
+        got = {x: [] for x in wanted}
+        for ex in list(examples)[:limit]:
+            for x, v in zip(wanted, sess.run(wanted, dict(zip(names, ex)))):
+                got[x].append(np.asarray(v, dtype=np.float64))
+        bad = []
+        for node, x, w in layers:
+            xs = np.concatenate([v.reshape(-1, v.shape[-1]) for v in got[x]]) if got[x] else None
+            if xs is None or xs.shape[-1] != w.shape[0] or not np.isfinite(xs).all():
+                continue
+            lo, hi = min(float(xs.min()), 0.0), max(float(xs.max()), 0.0)
+            xs_q = xs if hi == lo else np.round((xs - lo) / ((hi - lo) / 255)) * ((hi - lo) / 255) + lo
+            amax = np.abs(w).max(axis=0, keepdims=True) if per_channel else np.abs(w).max()
+            step = np.where(amax > 0, amax / 127, 1.0)
+            w_q = np.round(w / step) * step
+            y = xs @ w
+            spread = np.sqrt(np.mean((y - y.mean(axis=0)) ** 2))
+            if not spread > 0:
+                continue
+            err = float(np.sqrt(np.mean((xs_q @ w_q - y) ** 2)) / spread)
+            if err > max_err:
+                bad.append((node.name, err))
+        return sorted(bad, key=lambda t: -t[1])
+    except Exception:
+        return []
+
+
+def _keep_float(pre_path, calibration, *, per_channel, notes):
+    """Nodes to leave float (see ``int8_sensitive_nodes``); the choice goes in ``notes``."""
+    if not calibration:
+        return []
+    import onnx
+
+    model = onnx.load(str(pre_path))
+    init = {i.name for i in model.graph.initializer}
+    names = [i.name for i in model.graph.input if i.name not in init]
+    bad = int8_sensitive_nodes(pre_path, names, calibration, per_channel=per_channel)
+    if bad:
+        notes.append(f"kept float ({len(bad)} layer(s) whose int8 output error exceeds {MAX_LAYER_INT8_ERR:g} of its "
+                     "spread on the calibration data): "
+                     + ", ".join(f"{n} ({e:.2f})" for n, e in bad))
+    return [n for n, _ in bad]
 
 
 def _Reader(names, examples):
