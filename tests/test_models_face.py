@@ -261,3 +261,24 @@ def test_quick_fer_cv_counts_detector_misses(shared_data, tmp_path):
     assert 0 < rep["detector_missed"] == sum(rep["detector_missed_by_class"].values())
     assert rep["accuracy_misses_as_errors"] < rep["accuracy"]
     assert {p.name for p in tmp_path.iterdir()} == {"cv.json", "cv.png", "cv-anchor-logreg.png"}
+
+
+def test_temporal_variant_loads_and_runs_on_a_real_sequence(shared_data):
+    """The GRU over frame sequences ships beside the per-frame model (card extra.temporal)."""
+    from affectedge import ModelError, models
+
+    zoo = models.zoo_dir("face-expression")
+    if not (zoo / "card.json").is_file():
+        pytest.skip("face-expression is not built in this checkout (make models)")
+    frame = models.load("face-expression")
+    seq = models.load("face-expression", variant="temporal")
+    frames = sorted((shared_data / "face" / "ckplus48" / "surprise").glob("*.png"))[:3]
+    assert len({p.name.rsplit("_", 1)[0] for p in frames}) == 1  # one CK+ sequence
+    import cv2
+
+    feats = np.stack([frame.pipeline(cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)) for p in frames])
+    probs = seq.predict(feats[None])[seq.output_names[0]]
+    assert probs.shape == (1, len(seq.labels)) and np.isclose(probs.sum(), 1.0, atol=1e-5)
+    assert seq.labels[int(probs.argmax())] == "surprise"
+    with pytest.raises(ModelError, match=r"has no variant 'bogus'.*offers \['temporal'\]"):
+        models.load("face-expression", variant="bogus")

@@ -9,6 +9,7 @@ Shipped models run with onnxruntime alone (``pip install 'affectedge[onnx]'``);
 no PyTorch is needed on the device.
 """
 
+from dataclasses import replace
 from pathlib import Path
 
 from affectedge.errors import ModelError
@@ -65,12 +66,26 @@ def _card_path(ref):
     return p
 
 
-def load(model_id_or_path, *, threads=None, check_file=True):
-    """Load a model (zoo id, folder, or .onnx next to its card.json)."""
+def load(model_id_or_path, *, threads=None, check_file=True, variant=None):
+    """Load a model (zoo id, folder, or .onnx next to its card.json).
+
+    ``variant`` picks a second network described on the card under
+    ``extra[variant]`` (e.g. ``"temporal"``: the face GRU over frame
+    sequences, input (batch, time, features) from the same pipeline).
+    """
     path = _card_path(model_id_or_path)
     c = ModelCard.load(path)
     model_file = path.parent / c.file
-    if Path(str(model_id_or_path)).suffix == ".onnx":
+    if variant is not None:
+        spec = c.extra.get(variant) if isinstance(c.extra, dict) else None
+        if not isinstance(spec, dict) or "file" not in spec:
+            offered = [k for k, v in (c.extra or {}).items() if isinstance(v, dict) and "file" in v]
+            raise ModelError(f"model {c.id!r} has no variant {variant!r}; its card offers {offered or 'none'}")
+        c = replace(c, file=spec["file"], file_sha256=spec.get("sha256", ""),
+                    file_size_bytes=spec.get("file_size_bytes", 0), outputs=spec.get("outputs", c.outputs),
+                    parameters=spec.get("parameters", c.parameters))
+        model_file = path.parent / c.file
+    elif Path(str(model_id_or_path)).suffix == ".onnx":
         model_file = Path(model_id_or_path)
     if not model_file.is_file():
         raise ModelError(f"model file {str(model_file)!r} named on card {str(path)!r} is missing")
