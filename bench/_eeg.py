@@ -15,10 +15,11 @@ microseconds per call), ``ms``, ``ratio_vs_scipy`` (SciPy time / this time;
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 
 import numpy as np
+
+from _timing import median_s
 
 FS = 128.0
 N_SAMPLES = 512  # 4 s
@@ -38,14 +39,7 @@ def _load():
 
 
 def _median_us(fn, repeats, inner):
-    fn()
-    times = []
-    for _ in range(max(1, repeats)):
-        t0 = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        times.append((time.perf_counter() - t0) / inner)
-    return float(np.median(times)) * 1e6
+    return median_s(fn, repeats, inner) * 1e6
 
 
 def run(repeats: int = 20) -> list[dict]:

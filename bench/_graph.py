@@ -10,9 +10,9 @@ and ``ratio_vs_numpy`` (``us / us_of_numpy_reference``: below 1 is faster
 than NumPy). Nothing is printed at import.
 """
 
-import time
-
 import numpy as np
+
+from _timing import median_s
 
 BATCH, NODES, F_IN, F_OUT, K = 64, 32, 5, 16, 3
 
@@ -28,13 +28,7 @@ def _numpy_reference(x, lap, weights):
 
 
 def _median_us(fn, repeats):
-    fn()  # warm-up (JIT compile / cache load)
-    times = []
-    for _ in range(max(1, int(repeats))):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times)) * 1e6
+    return median_s(fn, repeats) * 1e6
 
 
 def run(repeats: int) -> list[dict]:

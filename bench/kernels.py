@@ -37,6 +37,8 @@ if str(BENCH_DIR) not in sys.path:  # run as a script: import the sibling _eeg /
 import numpy as np  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
+from _timing import median_s  # noqa: E402
+
 SR = 16000
 SECONDS = 60
 N_FFT, HOP, N_MELS, N_MFCC = 512, 160, 40, 13
@@ -81,18 +83,6 @@ def load_audio():
             )
     rng = np.random.default_rng(0)
     return (0.1 * rng.standard_normal(n)).astype(np.float32), f"seeded noise, {SECONDS} s (no EmoDB found)"
-
-
-def median_s(fn, repeats, inner=1):
-    """Median seconds per call over ``repeats`` timings of ``inner`` calls (after one warm call)."""
-    fn()
-    times = []
-    for _ in range(max(1, repeats)):
-        t0 = time.perf_counter()
-        for _ in range(inner):
-            fn()
-        times.append((time.perf_counter() - t0) / inner)
-    return float(np.median(times))
 
 
 def _fmt_time(s):

@@ -200,13 +200,14 @@ def _demo(args):
         tt = np.arange(512) / fs
         x = rng.standard_normal((4, 512)) + 3 * np.sin(2 * np.pi * 10 * tt)
         src, names = "generated 4-channel EEG with a 10 Hz alpha rhythm", ("c0", "c1", "c2", "c3")
-    _demo_models(y, sr, data)
+    _demo_speech_model(y)
     bp = band_power(x, fs, relative=True)
     de = differential_entropy(x, fs)
     print(f"EEG: {src}")
     for i in range(min(3, x.shape[0])):
         rel = ", ".join(f"{b} {v:.2f}" for b, v in zip(("delta", "theta", "alpha", "beta", "gamma"), bp[i]))
         print(f"  {names[i]:>4}: relative power {rel}; DE alpha {de[i, 2]:.2f} nats")
+    _demo_mental_state_model(data)
     return 0
 
 
@@ -358,35 +359,52 @@ def _export_command(args):
     return 0
 
 
-def _demo_models(y, sr, data):
-    """Run the shipped zoo models on the demo's audio (and a Muse window) when onnxruntime is installed."""
+def _zoo_ready(model_id):
+    """True when onnxruntime is installed and the zoo model is built here (else one line says why not)."""
     import importlib.util
 
     from affectedge import models
 
     if importlib.util.find_spec("onnxruntime") is None:
-        print("models: skipped (install 'affectedge[onnx]' to run the shipped models)")
-        return
-    built = {c.id for c in models.list_models()}
-    if "speech-emotion" in built:
-        m = models.load("speech-emotion")
-        out = m.predict_raw(y)
-        probs = out[m.output_names[0]][0]
-        top = np.argsort(probs)[::-1][:3]
-        va = out[m.output_names[1]][0] if len(m.output_names) > 1 else None
-        ranked = ", ".join(f"{m.labels[i]} {probs[i]:.2f}" for i in top)
-        extra = f"; valence {va[0]:+.2f}, arousal {va[1]:+.2f}" if va is not None else ""
-        print(f"  speech-emotion (uncalibrated speaker): {ranked}{extra}")
-    muse = data / "eeg" / "muse_mentalstate" / "subjecta-concentrating-1.csv" if data else None
-    if "eeg-mental-state" in built and muse is not None and muse.is_file():
-        from affectedge.io import read_eeg_csv
+        print(f"  {model_id}: skipped (install 'affectedge[onnx]' to run the shipped models)")
+        return False
+    if model_id not in {c.id for c in models.list_models()}:
+        print(f"  {model_id}: skipped (not built in this checkout; run 'make models')")
+        return False
+    return True
 
-        m = models.load("eeg-mental-state")
-        rec = read_eeg_csv(muse, channels=["TP9", "AF7", "AF8", "TP10"], sample_rate_hz=256.0)
-        n = m.pipeline.n_samples
-        probs = m.predict_raw(rec.data[:, 10 * 256 : 10 * 256 + n])[m.output_names[0]][0]
-        ranked = ", ".join(f"{lab} {p:.2f}" for lab, p in zip(m.labels, probs))
-        print(f"EEG mental state, {muse.name} (4 s window at 10 s): {ranked}")
+
+def _demo_speech_model(y):
+    """The shipped speech model on the demo's audio."""
+    from affectedge import models
+
+    if not _zoo_ready("speech-emotion"):
+        return
+    m = models.load("speech-emotion")
+    out = m.predict_raw(y)
+    probs = out[m.output_names[0]][0]
+    top = np.argsort(probs)[::-1][:3]
+    va = out[m.output_names[1]][0] if len(m.output_names) > 1 else None
+    ranked = ", ".join(f"{m.labels[i]} {probs[i]:.2f}" for i in top)
+    extra = f"; valence {va[0]:+.2f}, arousal {va[1]:+.2f}" if va is not None else ""
+    print(f"  speech-emotion (uncalibrated speaker): {ranked}{extra}")
+
+
+def _demo_mental_state_model(data):
+    """The shipped Muse mental-state model on a 4 s window of a real Muse recording."""
+    from affectedge import models
+    from affectedge.io import read_eeg_csv
+
+    muse = data / "eeg" / "muse_mentalstate" / "subjecta-concentrating-1.csv" if data else None
+    if muse is None or not muse.is_file() or not _zoo_ready("eeg-mental-state"):
+        return
+    m = models.load("eeg-mental-state")
+    rec = read_eeg_csv(muse, channels=["TP9", "AF7", "AF8", "TP10"], sample_rate_hz=256.0)
+    n = m.pipeline.n_samples
+    probs = m.predict_raw(rec.data[:, 10 * 256 : 10 * 256 + n])[m.output_names[0]][0]
+    ranked = ", ".join(f"{lab} {p:.2f}" for lab, p in zip(m.labels, probs))
+    print(f"EEG mental state: {muse.name}, 4 s window at 10 s (a recording the shipped model was trained on): "
+          f"{ranked}")
 
 
 def main(argv=None):
