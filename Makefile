@@ -17,7 +17,7 @@ BIN    := $(VENV)/bin
 # Debian packages some later extra needs (e.g. portaudio19-dev for pyaudio).
 # Installed with apt-get only when one is missing and we run as root;
 # otherwise the missing ones are listed with the command to install them.
-SYSTEM_PACKAGES ?=
+SYSTEM_PACKAGES ?= portaudio19-dev
 
 # What the install depends on: reinstall when packaging metadata changes.
 PKG_META   := setup.py $(wildcard pyproject.toml)
@@ -55,7 +55,7 @@ $(BIN)/python:
 venv: $(STAMP_CORE)
 
 $(STAMP_CORE): $(PKG_META) | system-deps $(BIN)/python
-	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[onnx]' 
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[onnx,eeg,face]'
 	@touch $@
 
 $(STAMP_DEV): $(PKG_META) $(STAMP_CORE)

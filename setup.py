@@ -16,7 +16,7 @@ VERSION = re.search(
 ).group(1)
 
 EXTRAS = {
-    "audio": ["pyaudio>=0.2.13"],
+    "audio": ["pyaudio>=0.2.13"],  # needs portaudio19-dev on Debian
     "face": ["mediapipe>=0.10.14"],  # brings opencv-contrib-python
     "eeg": ["brainflow>=5.10"],
     "onnx": ["onnxruntime>=1.17"],
@@ -47,7 +47,7 @@ EXTRAS.update({
         "python_speech_features>=0.6",
         "mne>=1.6",
         "threadpoolctl>=3.1",
-    ] + EXTRAS["train"],
+    ] + EXTRAS["train"] + EXTRAS["audio"],
 })
 
 setup(
@@ -66,6 +66,8 @@ setup(
         "affectedge.features",
         "affectedge.models",
         "affectedge.training",
+        "affectedge.sensors",
+        "affectedge.runtime",
     ],
     package_data={"affectedge.models": ["zoo/*/*.onnx", "zoo/*/*.pt2", "zoo/*/*.json", "zoo/*/*.md", "zoo/*/*.png"]},
     package_dir={
@@ -76,6 +78,8 @@ setup(
         "affectedge.features": "sdk/features",
         "affectedge.models": "sdk/models",
         "affectedge.training": "sdk/training",
+        "affectedge.sensors": "sdk/sensors",
+        "affectedge.runtime": "sdk/runtime",
     },
     install_requires=[
         "numpy>=1.24",
@@ -84,6 +88,10 @@ setup(
         # makes np.fft callable inside @njit kernels (pocketfft underneath).
         # Where it cannot install, the kernels fall back to numpy.fft.
         "rocket-fft>=0.2.5",
+        # Audio files (WAV/FLAC/OGG, libsndfile bundled in the wheel) and the
+        # polyphase resampler every rate conversion uses.
+        "soundfile>=0.12",
+        "soxr>=0.3",
     ],
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["affectedge = affectedge._cli:main"]},
