@@ -32,8 +32,8 @@ def _build_parser():
 
     f = sub.add_parser("features", help="extract features from a recording")
     fsub = f.add_subparsers(dest="kind", metavar="KIND")
-    fm = fsub.add_parser("mfcc", help="MFCC frames of a WAV file (rows = frames)")
-    fm.add_argument("input", help="WAV file")
+    fm = fsub.add_parser("mfcc", help="MFCC frames of an audio file (rows = frames)")
+    fm.add_argument("input", help="audio file (WAV, FLAC, OGG, ... at any rate)")
     fm.add_argument("--out", required=True, help="output .npy or .csv")
     fm.add_argument("--n-mfcc", type=int, default=13)
     fm.add_argument("--n-mels", type=int, default=40)
@@ -41,8 +41,8 @@ def _build_parser():
     fm.add_argument("--hop-length", type=int, default=160)
     fm.add_argument("--deltas", action="store_true", help="append delta and delta-delta coefficients")
 
-    fs = fsub.add_parser("silence", help="silence features of a WAV file (one row)")
-    fs.add_argument("input", help="WAV file")
+    fs = fsub.add_parser("silence", help="silence features of an audio file (one row)")
+    fs.add_argument("input", help="audio file (WAV, FLAC, OGG, ... at any rate)")
     fs.add_argument("--out", required=True, help="output .npy or .csv")
     fs.add_argument("--threshold-factor", type=float, default=0.3)
     fs.add_argument("--threshold-db", type=float, default=None, help="absolute dBFS threshold instead")
@@ -50,7 +50,8 @@ def _build_parser():
     fs.add_argument("--hop-length", type=int, default=512)
 
     fe = fsub.add_parser("eeg", help="band power and differential entropy per window of an EEG file")
-    fe.add_argument("input", help="EEG CSV with a header of channel names, or a BrainFlow file with --board")
+    fe.add_argument("input", help="EEG CSV with a header of channel names, a .npy/.npz (channels, samples) with "
+                                  "--sample-rate, or a BrainFlow file with --board")
     fe.add_argument("--out", required=True, help="output .npy (windows, channels, features) or .csv")
     fe.add_argument("--sample-rate", type=float, default=None, help="Hz; needed when the file has no timestamps")
     fe.add_argument("--board", default=None, help="BrainFlow board of a BrainFlow file (e.g. cyton_daisy, muse_2)")
@@ -89,17 +90,43 @@ def _build_parser():
 
     _add_export_parsers(sub)
 
-    d = sub.add_parser("demo", help="extract features from a real recording (or a generated one) and summarise")
+    from affectedge.runtime import _cli as runtime_cli
+
+    runtime_cli.add_parsers(sub)
+
+    d = sub.add_parser("demo", help="the live pipeline on an embedded default: speech, faces and BrainFlow's "
+                                    "synthetic EEG board, no hardware or network needed")
     d.add_argument("--data", default=None, help="data folder (default: $AFFECTEDGE_DATA_DIR or ../shared/data)")
+    d.add_argument("--duration", type=float, default=None, help="seconds (default: the speech clip's length)")
+    d.add_argument("--out", default=None, help="results .jsonl (default: ./demo-results.jsonl)")
+    d.add_argument("--features", action="store_true", help="the former feature-extraction demo instead")
     return p
 
 
+class _NamedInput:
+    """Prefix errors raised while processing ``path`` with the path (when the message does not name it yet)."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, typ, exc, tb):
+        from affectedge.errors import ParameterError
+
+        if isinstance(exc, ParameterError) and self.path not in str(exc):
+            raise type(exc)(f"{self.path!r}: {exc}") from None
+        return False
+
+
 def _features_mfcc(args):
-    from affectedge.io import read_wav, write_features
+    from affectedge.io import read_audio, write_features
     from affectedge.native_kernels import delta, mfcc
 
-    y, sr = read_wav(args.input)
-    m = mfcc(y, sr=sr, n_mfcc=args.n_mfcc, n_mels=args.n_mels, n_fft=args.n_fft, hop_length=args.hop_length)
+    y, sr = read_audio(args.input)
+    with _NamedInput(args.input):
+        m = mfcc(y, sr=sr, n_mfcc=args.n_mfcc, n_mels=args.n_mels, n_fft=args.n_fft, hop_length=args.hop_length)
     names = [f"mfcc{i}" for i in range(m.shape[0])]
     if args.deltas:
         width = min(9, m.shape[1] - (1 - m.shape[1] % 2))
@@ -112,19 +139,21 @@ def _features_mfcc(args):
 
 
 def _features_silence(args):
-    from affectedge.io import read_wav, write_features
+    from affectedge.io import read_audio, write_features
     from affectedge.native_kernels import SilenceFeatures, silence_features
 
-    y, sr = read_wav(args.input)
-    f = silence_features(y, sr=sr, threshold_factor=args.threshold_factor, threshold_db=args.threshold_db,
-                         frame_length=args.frame_length, hop_length=args.hop_length)
+    y, sr = read_audio(args.input)
+    with _NamedInput(args.input):
+        f = silence_features(y, sr=sr, threshold_factor=args.threshold_factor, threshold_db=args.threshold_db,
+                             frame_length=args.frame_length, hop_length=args.hop_length)
     write_features(args.out, f.as_array()[None, :], header=list(SilenceFeatures.NAMES))
     print(f"{args.input}: silence ratio {f.ratio:.3f}, {f.n_segments} segments, longest {f.longest_segment_s:.2f} s "
           f"-> {args.out}")
 
 
 def _features_eeg(args):
-    from affectedge.io import read_brainflow_file, read_eeg_csv, write_features
+    from affectedge.features.quality import eeg_quality
+    from affectedge.io import read_brainflow_file, read_eeg, write_features
     from affectedge.native_kernels import StreamingBandPower
 
     channels = [c.strip() for c in args.channels.split(",")] if args.channels else None
@@ -134,7 +163,8 @@ def _features_eeg(args):
             idx = [rec.channel_names.index(c) for c in channels if c in rec.channel_names]
             rec = type(rec)(rec.data[idx], tuple(rec.channel_names[i] for i in idx), rec.sample_rate_hz)
     else:
-        rec = read_eeg_csv(args.input, sample_rate_hz=args.sample_rate, channels=channels)
+        rec = read_eeg(args.input, sample_rate_hz=args.sample_rate, channels=channels)
+    _check_eeg_recording(args.input, rec, eeg_quality(rec.data, rec.sample_rate_hz, channel_names=rec.channel_names))
     n_samples = rec.data.shape[1]
     if n_samples < args.window_s * rec.sample_rate_hz:
         raise AffectEdgeError(
@@ -144,6 +174,11 @@ def _features_eeg(args):
     sbp = StreamingBandPower(rec.sample_rate_hz, rec.data.shape[0], window_s=args.window_s, hop_s=args.hop_s,
                              relative=args.relative, with_de=True, de_method=args.de_method)
     feats = sbp.push(rec.data)  # (windows, channels, features)
+    if not np.all(np.isfinite(feats)):  # never write NaN/inf (the quality check above should have caught it)
+        bad = [rec.channel_names[i] for i in np.flatnonzero(~np.isfinite(feats).all(axis=(0, 2)))]
+        raise AffectEdgeError(
+            f"{args.input}: the features of channel(s) {', '.join(bad)} are NaN/inf (no usable signal); nothing "
+            f"was written; drop them with --channels {','.join(c for c in rec.channel_names if c not in bad)}")
     names = [f"{ch}_{fn}" for ch in rec.channel_names for fn in sbp.feature_names]
     if args.out.endswith(".csv"):
         t = (np.arange(feats.shape[0]) * sbp.hop + sbp.win) / rec.sample_rate_hz
@@ -152,6 +187,24 @@ def _features_eeg(args):
         write_features(args.out, feats)
     print(f"{args.input}: {len(rec.channel_names)} channels at {rec.sample_rate_hz:g} Hz, {feats.shape[0]} windows "
           f"x {feats.shape[2]} features per channel -> {args.out}")
+
+
+def _check_eeg_recording(path, rec, q):
+    """Refuse a recording with NaN, flat or railed channels (naming them, with the --channels remedy).
+
+    Dropouts only warn: the features stay finite."""
+    bad = {k: v for k, v in q.metrics.get("bad_by_status", {}).items() if k != "dropout"}
+    if bad:
+        junk = [c for c in rec.channel_names if any(c in v for v in bad.values())]
+        what = "; ".join(f"{', '.join(v)}: {k.replace('_channels', '')}" for k, v in bad.items())
+        good = [c for c in rec.channel_names if c not in junk]
+        fix = (f"drop them with --channels {','.join(good)}" if good else
+               "no channel is usable: check the electrodes and the recording's unit (microvolts)")
+        raise AffectEdgeError(
+            f"{path}: channel(s) without usable EEG ({what}); nothing was written; {fix}. Details: "
+            f"{q.detail[:300]}")
+    if q.status == "dropout":
+        print(f"affectedge: warning: {path}: {q.detail[:300]}", file=sys.stderr)
 
 
 def _find_data(explicit):
@@ -164,13 +217,13 @@ def _find_data(explicit):
 
 
 def _demo(args):
-    from affectedge.io import read_eeg_csv, read_wav
+    from affectedge.io import read_audio, read_eeg_csv
     from affectedge.native_kernels import band_power, differential_entropy, jit_enabled, mfcc, silence_features
 
     data = _find_data(args.data)
     wav = data / "speech" / "emodb" / "wav" / "03a01Wa.wav" if data else None
     if wav is not None and wav.is_file():
-        y, sr = read_wav(wav)
+        y, sr = read_audio(wav)
         source = f"{wav} (EmoDB, anger)"
     else:
         sr = 16000
@@ -200,7 +253,7 @@ def _demo(args):
         tt = np.arange(512) / fs
         x = rng.standard_normal((4, 512)) + 3 * np.sin(2 * np.pi * 10 * tt)
         src, names = "generated 4-channel EEG with a 10 Hz alpha rhythm", ("c0", "c1", "c2", "c3")
-    _demo_speech_model(y)
+    _demo_speech_model(y, sr)
     bp = band_power(x, fs, relative=True)
     de = differential_entropy(x, fs)
     print(f"EEG: {src}")
@@ -225,21 +278,60 @@ def _evaluate(args):
         if args.protocol not in mod.PROTOCOLS:
             raise ParameterError(f"--protocol {args.protocol!r} is not offered for {args.task}; "
                                  f"choose one of {', '.join(mod.PROTOCOLS)}")
-        report = mod.evaluate_protocol(Path(args.data), args.protocol, layout=args.layout, seed=args.seed,
-                                       quick=args.quick, out=out)
+        with _stdout_to_stderr(args.json):
+            report = mod.evaluate_protocol(Path(args.data), args.protocol, layout=args.layout, seed=args.seed,
+                                           quick=args.quick, out=out)
     else:
         from affectedge import models
 
-        model = models.load(args.model)
-        from affectedge.training import MODEL_TASKS
+        with _stdout_to_stderr(args.json):
+            model = models.load(args.model)
+            from affectedge.training import MODEL_TASKS
 
-        task = MODEL_TASKS.get(model.card.id, model.card.task)
-        report = task_module(task).evaluate_model(model, Path(args.data), layout=args.layout, out=out)
+            task = MODEL_TASKS.get(model.card.id, model.card.task)
+            report = task_module(task).evaluate_model(model, Path(args.data), layout=args.layout, out=out)
     if args.json:
         print(json.dumps(report, indent=2, default=str))
     else:
         print(_summarise(report))
     return 0
+
+
+class _stdout_to_stderr:
+    """While active (``on``), everything written to stdout -- Python prints and native code writing to file
+    descriptor 1 -- goes to stderr, so that a ``--json`` command's stdout holds only its JSON."""
+
+    def __init__(self, on=True):
+        self.on = on
+        self._saved_fd = None
+
+    def __enter__(self):
+        if not self.on:
+            return self
+        import contextlib
+
+        sys.stdout.flush()
+        try:
+            self._saved_fd = os.dup(1)
+            os.dup2(2, 1)
+        except OSError:  # no usable descriptors (embedded interpreter): Python-level redirection only
+            self._saved_fd = None
+        self._redirect = contextlib.redirect_stdout(sys.stderr)
+        self._redirect.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if not self.on:
+            return False
+        self._redirect.__exit__(*exc)
+        try:
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
+        if self._saved_fd is not None:
+            os.dup2(self._saved_fd, 1)
+            os.close(self._saved_fd)
+        return False
 
 
 def _summarise(report, indent=""):
@@ -265,9 +357,11 @@ def _models(args):
     from affectedge import models
 
     if args.models_command == "list":
-        cards = models.list_models()
+        with _stdout_to_stderr(args.json):
+            cards = models.list_models()
+            doc = json.dumps([c.to_dict() for c in cards], indent=2, default=str) if args.json else None
         if args.json:
-            print(json.dumps([c.to_dict() for c in cards], indent=2))
+            print(doc)
         else:
             for c in cards:
                 print(f"{c.id:<22} {c.task:<22} {len(c.labels)} labels, {c.parameters:,} parameters, "
@@ -277,8 +371,10 @@ def _models(args):
                 print(f"not built here: {', '.join(missing)} (run 'make models')")
         return 0
     if args.models_command == "show":
-        c = models.card(args.id)
-        print(json.dumps(c.to_dict(), indent=2) if args.json else c.to_markdown())
+        with _stdout_to_stderr(args.json):
+            c = models.card(args.id)
+            text = json.dumps(c.to_dict(), indent=2, default=str) if args.json else c.to_markdown()
+        print(text)
         return 0
     print("usage: affectedge models list|show ID [--json]", file=sys.stderr)
     return 2
@@ -374,14 +470,14 @@ def _zoo_ready(model_id):
     return True
 
 
-def _demo_speech_model(y):
+def _demo_speech_model(y, sr):
     """The shipped speech model on the demo's audio."""
     from affectedge import models
 
     if not _zoo_ready("speech-emotion"):
         return
     m = models.load("speech-emotion")
-    out = m.predict_raw(y)
+    out = m.predict_raw(y, sample_rate_hz=sr)
     probs = out[m.output_names[0]][0]
     top = np.argsort(probs)[::-1][:3]
     va = out[m.output_names[1]][0] if len(m.output_names) > 1 else None
@@ -401,7 +497,7 @@ def _demo_mental_state_model(data):
     m = models.load("eeg-mental-state")
     rec = read_eeg_csv(muse, channels=["TP9", "AF7", "AF8", "TP10"], sample_rate_hz=256.0)
     n = m.pipeline.n_samples
-    probs = m.predict_raw(rec.data[:, 10 * 256 : 10 * 256 + n])[m.output_names[0]][0]
+    probs = m.predict_raw(rec.data[:, 10 * 256 : 10 * 256 + n], sample_rate_hz=rec.sample_rate_hz)[m.output_names[0]][0]
     ranked = ", ".join(f"{lab} {p:.2f}" for lab, p in zip(m.labels, probs))
     print(f"EEG mental state: {muse.name}, 4 s window at 10 s (a recording the shipped model was trained on): "
           f"{ranked}")
@@ -440,7 +536,15 @@ def main(argv=None):
         elif args.command == "models":
             return _models(args)
         elif args.command == "demo":
-            return _demo(args)
+            if args.features:
+                return _demo(args)
+            from affectedge.runtime._demo import run_demo
+
+            return run_demo(args.data, duration_s=args.duration, out=args.out)
+        elif args.command in ("run", "predict", "calibrate", "devices"):
+            from affectedge.runtime import _cli as runtime_cli
+
+            return runtime_cli.dispatch(args)
         elif args.command in ("quantize", "export"):
             return _export_command(args)
         else:

@@ -6,9 +6,10 @@ The rule
    :data:`TAXONOMY` (neutral, anger, disgust, fear, happiness, sadness,
    surprise, other) by :data:`LABEL_MAP`: a label of the same name maps to
    itself; ``boredom`` (speech) and ``contempt`` (face) map to ``other``.
-   Models whose labels are not emotion categories (the EEG mental-state and
-   valence/arousal-quadrant models) contribute no category probabilities,
-   only valence/arousal when they have it.
+   A model whose labels are not all emotion categories (the EEG
+   mental-state model's concentrating / neutral / relaxed, the valence/arousal
+   quadrants) contributes no category probabilities, only valence/arousal
+   when it has them.
 2. **Weights.** The latest result of each modality counts with
    ``w = modality_weight * confidence * exp(-age_ms / freshness_ms)``, where
    ``confidence = 1 - H(p)/ln K`` of that modality's own probabilities and
@@ -46,7 +47,9 @@ VA_TABLE = {"anger": (-0.51, 0.59), "boredom": (-0.65, -0.62), "disgust": (-0.60
 
 
 def map_to_taxonomy(labels, probs):
-    """Probabilities over TAXONOMY, or None when no label is an emotion category."""
+    """Probabilities over TAXONOMY, or None unless every label is an emotion category (mental state is not)."""
+    if not labels or any(lab not in LABEL_MAP for lab in labels):
+        return None
     out = np.zeros(len(TAXONOMY))
     hit = False
     for lab, p in zip(labels, probs):

@@ -150,6 +150,10 @@ class Runtime:
             lane.finished.set()
 
     def _worker(self, lane):
+        try:
+            lane.task.warmup()
+        except Exception as exc:  # a failed warm-up shows again, with context, on the first packet
+            lane.error = ""
         while True:
             pkt = lane.queue.get(timeout=0.1)
             if pkt is None:

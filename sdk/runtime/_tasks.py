@@ -88,6 +88,9 @@ class _Task:
         self.n_results = 0
         self.closed = False
 
+    def warmup(self):
+        """Prepare compiled code and sessions before the first packet (optional)."""
+
     def flush(self):
         """Results still pending at the end of a stream (none for most tasks)."""
         return self._deliver([])
@@ -201,6 +204,16 @@ class SpeechTask(_Task):
         self._buf[self._n:self._n + y.shape[0]] = y
         self._n += y.shape[0]
 
+    def warmup(self):
+        """Load compiled kernels and run the model once, so the first real window is not slowed."""
+        rng = np.random.default_rng(0)
+        y = (0.1 * rng.standard_normal(self.min_win)).astype(np.float32)
+        self.pipe.window(_frames(self.pipe, y, self.sr), None)
+        _predict(self.model, self.pipe.window(_frames(self.pipe, y, self.sr), None))
+        from affectedge.features.quality import audio_quality
+
+        audio_quality(y, self.sr)
+
     def flush(self):
         """At the end of a stream: one last window over the samples since the last hop (if any)."""
         out = []
@@ -249,6 +262,7 @@ class SpeechTask(_Task):
     def _classify(self, frames, start_ms, end_ms, t_in):
         norm = self._normalizer()
         x = self.pipe.window(frames, norm)
+        self.last_input = x
         res = _predict(self.model, x)
         p = np.asarray(res["class_probabilities"], dtype=np.float64)
         va = res.get("valence_arousal")
@@ -327,6 +341,7 @@ class FaceTask(_Task):
             return AffectResult(start_ms, end_ms, "face", status="no_face", model=self.model.card.id,
                                 latency_ms=(time.perf_counter() - t_in) * 1e3, detail="no face found in the frame")
         feats = self.pipe.from_raw(r.blendshapes, r.landmarks)
+        self.last_input = feats
         t2 = time.perf_counter()
         res = _predict(self.model, feats)
         t3 = time.perf_counter()
@@ -425,7 +440,8 @@ class EEGTask(_Task):
         if abs(self.in_fs - self.fs) > 1e-6:
             import soxr
 
-            self._resampler = soxr.ResampleStream(self.in_fs, self.fs, len(self.idx), dtype="float64")
+            # LQ: a proper low-pass filter with ~21 samples of delay; HQ would delay EEG by ~2.7 s at 250 -> 256 Hz
+            self._resampler = soxr.ResampleStream(self.in_fs, self.fs, len(self.idx), dtype="float64", quality="LQ")
         self.win = int(round(self.pipe.window_s * self.fs))
         self.hop_s = o.hop_ms / 1e3
         from affectedge.native_kernels import StreamingBandPower
@@ -445,6 +461,9 @@ class EEGTask(_Task):
         self._t0_ms = block.t_start_s * 1e3
         self._seen = 0
         names = [block.channel_names[i] for i in self.idx]
+        # load compiled kernels and run the model once, so that the first window is not slowed
+        probe = np.random.default_rng(0).standard_normal((len(self.idx), self.win))
+        self.model.predict(self.pipe(probe)[None])
         self.channel_note = (f"board channels {', '.join(names)} used as {', '.join(self.pipe.channels)} "
                              f"(mapped: not the model's montage)" if self.mapped else "")
         self._ready = True
@@ -464,6 +483,7 @@ class EEGTask(_Task):
         out = []
         if not self._ready:
             self._setup(block)
+            t_in = time.perf_counter()
         elif block.gap_before_s > 0:
             out.append(AffectResult(block.t_start_s * 1e3 - block.gap_before_s * 1e3, block.t_start_s * 1e3, "eeg",
                                     status="gap", model=self.model.card.id,
@@ -515,6 +535,7 @@ class EEGTask(_Task):
             return AffectResult(start_ms, end_ms, "eeg", status=q.status, model=mid, detail=q.detail,
                                 latency_ms=(time.perf_counter() - t_in) * 1e3)
         x = self.features_from_stream(a, r)
+        self.last_input = x
         if not np.all(np.isfinite(x)):
             return AffectResult(start_ms, end_ms, "eeg", status="nonfinite", model=mid,
                                 detail="features are not finite")
