@@ -416,3 +416,48 @@ def test_sigterm_mid_run_leaves_valid_jsonl(tmp_path):
     recs = [json.loads(x) for x in text.splitlines()]
     assert recs[-1]["type"] == "summary" and recs[-1]["stopped_by"] == "signal"
     assert "summary:" in stdout
+
+
+@needs_emodb
+def test_board_that_stops_mid_session_gap_marked_others_continue(tmp_path):
+    """The watchdog marks the EEG gap and reconnects; speech results keep coming meanwhile."""
+    from affectedge.sensors import AudioFileSource, BoardSource
+
+    clock = Clock()
+    y = np.concatenate([_read("03a05Fc.wav")[0]] * 3)
+    import soundfile as sf
+
+    sf.write(tmp_path / "s.wav", y, 16000)
+    board = BoardSource("synthetic", clock=clock, watchdog_s=1.0, backoff_s=(0.2,))
+    audio = AudioFileSource(tmp_path / "s.wav", target_rate_hz=16000, realtime=True, clock=clock)
+    recs = []
+    rt = runtime.Runtime(audio=(audio, runtime.SpeechTask()), eeg=(board, runtime.EEGTask()), duration_s=9.0,
+                         clock=clock, on_result=recs.append, status_every_s=1.0)
+    rt.start()
+    time.sleep(2.5)
+    board.board.stop_stream()  # the headset goes silent, as Muse headsets do
+    t_stop = clock.now_s()
+    summary = rt.wait()
+    status = [r for r in recs if r["type"] == "status" and r["modality"] == "eeg"][-1]
+    assert status["reconnects"] >= 1 and status["gaps"] and status["gap_ms"] > 500
+    speech_after = [r for r in recs if r["type"] == "result" and r["modality"] == "speech"
+                    and r["end_ms"] > (t_stop + 1.0) * 1e3]
+    assert speech_after and all(r["status"] == "ok" for r in speech_after)
+    assert not summary["errors"]
+
+
+def test_playback_board_that_ends_while_the_run_goes_on(tmp_path):
+    """A Cyton-Daisy playback file (10 s) ends; the EEG lane finishes and the run ends with it."""
+    f = DATA / "eeg" / "brainflow_playback" / "cyton_daisy_10s.csv"
+    if not f.is_file():
+        pytest.skip("no BrainFlow playback file")
+    from affectedge.sensors import open_eeg
+
+    src = open_eeg(f"playback:{f}")
+    recs = []
+    rt = runtime.Runtime(eeg=(src, runtime.EEGTask()), on_result=recs.append, duration_s=40)
+    summary = rt.run()
+    assert summary["stopped_by"] == "end" and not summary["errors"]
+    res = [r for r in recs if r["type"] == "result"]
+    assert 5 <= len(res) <= 8  # 4 s windows every 1 s over 10 s
+    assert all("mapped" in r["detail"] for r in res if r["status"] == "ok")

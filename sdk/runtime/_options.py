@@ -64,15 +64,17 @@ class ModelOptions:
     bytes instead of a file (the card still comes from ``model``).
     ``backend``: onnxruntime (default for .onnx) or litert (.tflite);
     ``providers``: onnxruntime execution providers in order of preference
-    (absent ones are skipped, CPU is always last); ``threads``: intra-op threads
-    (None = the runtime's default); ``variant``: a second network on the card.
+    (absent ones are skipped, CPU is always last); ``threads``: intra-op threads,
+    1 by default (the zoo's models are small: a second thread costs more in
+    hand-over than it saves, and leaves no core to capture; None = the
+    runtime's default); ``variant``: a second network on the card.
     """
 
     model: object = None
     model_asset_buffer: bytes = None
     backend: object = None
     providers: tuple = ("CPUExecutionProvider",)
-    threads: int = None
+    threads: int = 1
     variant: str = None
     check_file: bool = True
 

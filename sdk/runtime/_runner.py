@@ -145,7 +145,8 @@ class Runtime:
         except EndOfStream:
             pass
         except Exception as exc:  # a failed sensor ends its lane; the others go on
-            lane.error = f"{type(exc).__name__}: {exc}"
+            if not self._stop.is_set():
+                lane.error = f"{type(exc).__name__}: {exc}"
         finally:
             lane.finished.set()
 
@@ -304,6 +305,9 @@ class Runtime:
             return self.summary
         self._stop.set()
         self.stopped_by = self.stopped_by or "stop"
+        for t in self._threads:
+            if t.name.endswith("-reader"):
+                t.join(timeout=5)  # readers return within their 0.2 s read timeout
         for lane in self.lanes:
             lane.source.close()  # releases BrainFlow sessions, audio streams, cameras
             lane.finished.set()
