@@ -1,4 +1,4 @@
-"""Extract MFCC and silence features from a WAV file, batch and streaming.
+"""Extract MFCC and silence features from an audio file (WAV, FLAC, OGG, ...), batch and streaming.
 
     .venv/bin/python examples/extract_features.py [WAV]
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from affectedge.io import read_wav
+from affectedge.io import read_audio, read_wav
 from affectedge.native_kernels import StreamingMFCC, mfcc, silence_features
 
 PARAMS = dict(n_mfcc=13, n_fft=512, hop_length=160, n_mels=40)
@@ -19,7 +19,7 @@ PARAMS = dict(n_mfcc=13, n_fft=512, hop_length=160, n_mels=40)
 
 def load(argv):
     if len(argv) > 1:
-        return (*read_wav(argv[1]), argv[1])
+        return (*read_audio(argv[1]), argv[1])  # any format soundfile reads
     clip = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech" / "emodb" / "wav" / "03a01Wa.wav"
     if clip.is_file():
         return (*read_wav(clip), str(clip))

@@ -7,7 +7,8 @@ Two forms:
   sees exactly the features the model will see on the device;
 * an ``.npz`` holding the model inputs, batch-first: key ``x`` for a
   single-input model (or the input's name; one key per input name for
-  several inputs), and optional integer labels under ``y``.
+  several inputs), and optional integer labels under ``y``;
+* an ``.npy`` holding the (single) input array, batch-first, without labels.
 
 Every problem is a :class:`ParameterError` naming the data, what was expected
 and what came.
@@ -45,8 +46,8 @@ def load_data(path, source, *, purpose, limit=None, seed=0, need_labels=False) -
         raise ParameterError(f"{purpose} data {str(path)!r} does not exist; pass a dataset folder or an .npz file")
     if path.is_dir():
         arrays, labels, names = _from_folder(path, source, purpose, limit, seed)
-    elif path.suffix == ".npz":
-        arrays, labels = _from_npz(path, source, purpose)
+    elif path.suffix in (".npz", ".npy"):
+        arrays, labels = (_from_npz if path.suffix == ".npz" else _from_npy)(path, source, purpose)
         names = ()
         if limit is not None and arrays and len(arrays[0]) > limit:
             idx = np.sort(np.random.default_rng(seed).choice(len(arrays[0]), size=limit, replace=False))
@@ -54,7 +55,7 @@ def load_data(path, source, *, purpose, limit=None, seed=0, need_labels=False) -
             labels = labels[idx] if labels is not None else None
     else:
         raise ParameterError(
-            f"{purpose} data {str(path)!r} is neither a dataset folder nor an .npz file (suffix {path.suffix!r})"
+            f"{purpose} data {str(path)!r} is neither a dataset folder nor an .npz/.npy file (suffix {path.suffix!r})"
         )
     n = len(arrays[0]) if arrays else 0
     if n == 0:
@@ -100,19 +101,37 @@ def _from_folder(path, source, purpose, limit, seed):
     return [X], (None if y is None else np.asarray(y)), tuple(labels or ())
 
 
+def _short(text, limit=120):
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _from_npy(path, source, purpose):
+    try:
+        a = np.load(path, allow_pickle=False)
+    except Exception as exc:
+        raise ParameterError(f"{purpose} data {str(path)!r} cannot be read as .npy ({_short(exc)})") from None
+    if not isinstance(a, np.ndarray):
+        raise ParameterError(f"{purpose} data {str(path)!r} is not a single .npy array; use an .npz for several")
+    if len(source.input_specs) > 1:
+        raise ParameterError(f"{purpose} data {str(path)!r} holds one array but the model takes "
+                             f"{len(source.input_specs)} inputs; pass an .npz with one key per input name")
+    return [a], None
+
+
 def _from_npz(path, source, purpose):
     try:
         z = np.load(path, allow_pickle=False)
         keys = list(z.files)
         data = {k: z[k] for k in keys}
     except Exception as exc:
-        raise ParameterError(f"{purpose} data {str(path)!r} cannot be read as .npz ({exc})") from exc
+        raise ParameterError(f"{purpose} data {str(path)!r} cannot be read as .npz ({_short(exc)})") from None
     names = [s.name for s in source.input_specs]
     if len(names) <= 1:
         key = "x" if "x" in data else (names[0] if names and names[0] in data else None)
         if key is None:
             raise ParameterError(
-                f"{purpose} data {str(path)!r} has keys {keys}; expected the model inputs under 'x'"
+                f"{purpose} data {str(path)!r} has keys {_short(keys)}; expected the model inputs under 'x'"
                 + (f" or {names[0]!r}" if names else "")
             )
         arrays = [data[key]]
@@ -166,10 +185,13 @@ def _check_input(a, spec, purpose, path):
             "(N, ...) with at least 2 axes"
         )
     if np.issubdtype(a.dtype, np.floating) and not np.all(np.isfinite(a)):
-        bad = int(np.flatnonzero(~np.all(np.isfinite(a.reshape(len(a), -1)), axis=1))[0])
+        bad = ~np.isfinite(a)
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        n_ex = int(np.count_nonzero(bad.reshape(len(a), -1).any(axis=1)))
         raise ParameterError(
-            f"{purpose} data {str(path)!r}: input {name!r} contains NaN or inf (first in example {bad}); "
-            "clean the data first"
+            f"{purpose} data {str(path)!r}: input {name!r} {tuple(a.shape)} contains NaN or inf (first in example "
+            f"{first[0]}) at index {list(first)}, {int(bad.sum())} value(s) in {n_ex} example(s); drop or repair "
+            "those examples (e.g. x[np.isfinite(x).reshape(len(x), -1).all(1)])"
         )
     return np.ascontiguousarray(a)
 

@@ -1,5 +1,7 @@
 """Reading sensor recordings and writing feature files, with clear errors.
 
+* :func:`read_audio`: any format libsndfile reads (WAV, FLAC, OGG/Vorbis,
+  Opus, MP3 with libsndfile >= 1.1, AIFF, ...) at any rate, via soundfile.
 * :func:`read_wav`: RIFF/WAVE, PCM 8/16/24/32-bit and IEEE float 32/64-bit
   (also WAVE_FORMAT_EXTENSIBLE), with the standard library only.
 * :func:`read_eeg_csv`: EEG as comma/tab separated text: a header row of
@@ -8,6 +10,9 @@
 * :func:`read_brainflow_file`: BrainFlow's own file layout (``DataFilter
   .write_file``: tab separated, one row per sample, one column per board
   channel); needs the board to know which columns are EEG (``affectedge[eeg]``).
+* :func:`read_eeg_array`: EEG saved with NumPy (``.npy``, or ``.npz`` with one
+  array / key ``x``), rows = channels, with the rate given by the caller.
+* :func:`read_eeg`: dispatches on the file (``.npy``/``.npz`` or text).
 * :func:`write_features`: ``.npy`` or ``.csv``, written atomically (a temporary
   file renamed into place), so a failure never leaves a partial file and an
   existing file is only replaced by a complete one.
@@ -23,9 +28,46 @@ import numpy as np
 
 from .errors import ParameterError
 
-__all__ = ["EEGRecording", "read_brainflow_file", "read_eeg_csv", "read_wav", "write_features"]
+__all__ = ["EEGRecording", "read_audio", "read_brainflow_file", "read_eeg", "read_eeg_array", "read_eeg_csv",
+           "read_wav", "write_features"]
 
 _PCM, _FLOAT, _EXTENSIBLE = 0x0001, 0x0003, 0xFFFE
+
+
+def _short(text, limit=60):
+    """``text`` cut to ``limit`` characters for an error message (never echo a whole file)."""
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def read_audio(path, *, mono=True):
+    """Read any audio file libsndfile can decode into float32 samples in [-1, 1].
+
+    Returns ``(samples, sample_rate_hz)``: samples (n,) when ``mono`` (the
+    channels averaged) or (n, channels). The rate is the file's own: pass it
+    on (``pipeline(y, sample_rate_hz=sr)``), the pipelines resample.
+    """
+    import soundfile as sf
+
+    path = Path(path)
+    if not path.is_file():
+        raise ParameterError(f"cannot read audio file {str(path)!r}: no such file")
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.SoundFileError, RuntimeError, TypeError, ValueError) as exc:
+        why = str(exc)
+        if why.startswith("Error opening") and "': " in why:  # drop soundfile's repeat of the path
+            why = why.split("': ", 1)[1]
+        raise ParameterError(
+            f"{str(path)!r} is not an audio file that soundfile can read ({_short(why, 80)}); use WAV, FLAC or "
+            "OGG, or convert it, e.g. 'ffmpeg -i in.m4a out.wav' or 'sox in.aiff out.wav'"
+        ) from None
+    if data.shape[0] == 0:
+        raise ParameterError(f"{str(path)!r} contains no audio samples (empty or truncated file)")
+    if not np.isfinite(data).all():
+        bad = int(np.argmax(~np.isfinite(data).all(axis=1)))
+        raise ParameterError(f"{str(path)!r} contains NaN or inf samples (first at frame {bad})")
+    return (data.mean(axis=1) if mono else data), int(rate)
 
 
 def read_wav(path, *, mono=True):
@@ -124,10 +166,19 @@ def read_eeg_csv(path, *, sample_rate_hz=None, channels=None):
     """
     path = Path(path)
     try:
-        with path.open("r", encoding="utf-8", errors="replace") as fh:
-            header = fh.readline()
+        with path.open("rb") as fh:
+            head = fh.read(4096)
     except OSError as exc:
         raise ParameterError(f"cannot read EEG file {str(path)!r}: {exc.strerror or exc}") from exc
+    if head.startswith(b"\x93NUMPY") or head.startswith(b"PK\x03\x04"):
+        raise ParameterError(f"{str(path)!r} is a NumPy file, not a CSV; name it .npy/.npz and pass the rate "
+                             "(read_eeg_array, CLI: --sample-rate)")
+    if b"\x00" in head:
+        raise ParameterError(f"{str(path)!r} is a binary file (it starts with {_short(repr(head[:16]), 70)}), not "
+                             "a CSV/TSV of EEG samples with a header row; for BrainFlow files pass --board, for "
+                             "NumPy arrays use a .npy file")
+    with path.open("r", encoding="utf-8", errors="replace") as fh:
+        header = fh.readline()
     delim = "\t" if header.count("\t") > header.count(",") else ","
     names = [h.strip() for h in header.rstrip("\r\n").split(delim)]
     if not names or all(_is_number(n) for n in names if n):
@@ -151,8 +202,10 @@ def read_eeg_csv(path, *, sample_rate_hz=None, channels=None):
                 cells = line.rstrip("\r\n").split(delim)
                 try:
                     rows.append([float(c) if c.strip() else np.nan for c in cells[: len(names)]])
-                except ValueError as exc:
-                    raise ParameterError(f"{str(path)!r} line {lineno}: not a number ({exc})") from exc
+                except ValueError:
+                    bad = next((c for c in cells[: len(names)] if c.strip() and not _is_number(c)), "")
+                    raise ParameterError(f"{str(path)!r} line {lineno}: {_short(repr(bad.strip()), 40)} is not a "
+                                         "number; every row after the header must hold numbers only") from None
         if not rows:
             raise ParameterError(f"{str(path)!r} has a header but no samples")
         width = max(len(r) for r in rows)
@@ -167,11 +220,12 @@ def read_eeg_csv(path, *, sample_rate_hz=None, channels=None):
         missing = [c for c in channels if c not in lookup]
         if missing:
             raise ParameterError(
-                f"channels {missing} are not in {str(path)!r}; it has {[names[i] for i in chan_idx]}"
+                f"channels {_short(missing, 200)} are not in {str(path)!r}; it has "
+                f"{_short([names[i] for i in chan_idx], 300)}"
             )
         chan_idx = [lookup[c] for c in channels]
     if not chan_idx:
-        raise ParameterError(f"{str(path)!r} has no EEG channel columns (header: {names})")
+        raise ParameterError(f"{str(path)!r} has no EEG channel columns (header: {_short(names, 200)})")
     if sample_rate_hz is None:
         if time_idx is None:
             raise ParameterError(
@@ -193,6 +247,71 @@ def read_eeg_csv(path, *, sample_rate_hz=None, channels=None):
     sample_rate_hz = check_rate(sample_rate_hz, "sample_rate_hz")
     data = np.ascontiguousarray(table[:, chan_idx].T)
     return EEGRecording(data=data, channel_names=tuple(names[i] for i in chan_idx), sample_rate_hz=sample_rate_hz)
+
+
+def read_eeg_array(path, *, sample_rate_hz, channels=None, channel_names=None):
+    """EEG from a ``.npy`` (one 2-D array) or ``.npz`` (one array, or key ``x``): rows = channels.
+
+    ``sample_rate_hz`` is required (NumPy files carry no rate).
+    ``channel_names`` names the rows (default ``ch0``, ``ch1``, ...);
+    ``channels`` picks rows by name. NaN/inf samples are refused with the
+    first bad position.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ParameterError(f"cannot read EEG file {str(path)!r}: no such file")
+    if sample_rate_hz is None:
+        raise ParameterError(f"{str(path)!r} is a NumPy file, which has no sample rate; pass sample_rate_hz "
+                             "(CLI: --sample-rate)")
+    try:
+        z = np.load(path, allow_pickle=False)
+    except Exception as exc:
+        raise ParameterError(f"{str(path)!r} cannot be read as .npy/.npz ({_short(exc, 80)})") from None
+    key = "array"
+    if isinstance(z, np.lib.npyio.NpzFile):
+        with z:
+            keys = list(z.files)
+            key = "x" if "x" in keys else (keys[0] if len(keys) == 1 else None)
+            if key is None:
+                raise ParameterError(f"{str(path)!r} holds arrays {_short(keys, 120)}; put the EEG under key 'x'")
+            x = z[key]
+    else:
+        x = z
+    if x.ndim != 2 or not np.issubdtype(x.dtype, np.number):
+        raise ParameterError(f"{str(path)!r}: {key} has shape {x.shape} and dtype {x.dtype}; EEG must be a 2-D "
+                             "numeric array (channels, samples)")
+    if x.shape[0] > x.shape[1]:
+        raise ParameterError(f"{str(path)!r}: {key} has shape {x.shape}, more channels than samples; rows must be "
+                             "channels: save x.T")
+    names = tuple(channel_names) if channel_names is not None else tuple(f"ch{i}" for i in range(x.shape[0]))
+    if len(names) != x.shape[0]:
+        raise ParameterError(f"{len(names)} channel names for the {x.shape[0]} rows of {str(path)!r}")
+    if channels is not None:
+        missing = [c for c in channels if c not in names]
+        if missing:
+            raise ParameterError(f"channels {_short(missing, 200)} are not in {str(path)!r}; it has "
+                                 f"{_short(list(names), 300)}")
+        idx = [names.index(c) for c in channels]
+        x, names = x[idx], tuple(names[i] for i in idx)
+    from affectedge.native_kernels._validate import check_rate
+
+    rate = check_rate(sample_rate_hz, "sample_rate_hz")
+    x = np.asarray(x, dtype=np.float64)
+    bad = ~np.isfinite(x)
+    if bad.any():
+        ch, t = (int(v) for v in np.argwhere(bad)[0])
+        raise ParameterError(
+            f"{str(path)!r}: {key} {x.shape} has {int(bad.sum())} NaN/inf value(s), the first at [{ch}, {t}] "
+            f"(channel {names[ch]}, {t / rate:.3f} s); interpolate or cut those samples, or drop the channel "
+            "(--channels)")
+    return EEGRecording(data=np.ascontiguousarray(x), channel_names=names, sample_rate_hz=rate)
+
+
+def read_eeg(path, *, sample_rate_hz=None, channels=None):
+    """EEG from a ``.npy``/``.npz`` (:func:`read_eeg_array`) or a CSV/TSV (:func:`read_eeg_csv`)."""
+    if Path(path).suffix.lower() in (".npy", ".npz"):
+        return read_eeg_array(path, sample_rate_hz=sample_rate_hz, channels=channels)
+    return read_eeg_csv(path, sample_rate_hz=sample_rate_hz, channels=channels)
 
 
 def _is_number(text):

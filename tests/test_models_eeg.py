@@ -81,7 +81,7 @@ def test_deap_predict_raw_and_precomputed(deap_model, shared_data):
     m = models.load(deap_model)
     rec = read_eeg_csv(shared_data / "eeg/deap_raw_trial/deap_trial_128hz.csv", sample_rate_hz=128)
     assert rec.data.shape[0] == 32
-    out = m.predict_raw(rec.data[:, : 4 * 128])
+    out = m.predict_raw(rec.data[:, : 4 * 128], sample_rate_hz=128)
     quad, va = out["quadrant"], out["valence_arousal"]
     assert quad.shape == (1, 4) and va.shape == (1, 2)
     assert np.isclose(quad.sum(), 1.0, atol=1e-5) and np.all((va >= 0) & (va <= 1))
@@ -126,8 +126,16 @@ def test_muse_predict_raw_csv_window(muse_model, shared_data):
     m = models.load(muse_model)
     rec = read_eeg_csv(shared_data / "eeg/muse_mentalstate/subjecta-concentrating-1.csv")
     assert rec.channel_names == ("TP9", "AF7", "AF8", "TP10") and rec.sample_rate_hz == 256
-    probs = m.predict_raw(rec.data[:, 5000:5000 + 1024])["probs"]
+    probs = m.predict_raw(rec.data[:, 5000:5000 + 1024], sample_rate_hz=rec.sample_rate_hz)["probs"]
     assert probs.shape == (1, 3) and np.isclose(probs.sum(), 1.0, atol=1e-5)
+    # a raw window's rate is never guessed; another rate is resampled to the model's 256 Hz
+    with pytest.raises(ParameterError, match="sample_rate_hz"):
+        m.predict_raw(rec.data[:, 5000:5000 + 1024])
+    import soxr
+
+    x512 = soxr.resample(np.ascontiguousarray(rec.data[:, 5000:5000 + 1024].T), 256, 512, "HQ").T
+    p512 = m.predict_raw(x512, sample_rate_hz=512)["probs"]
+    np.testing.assert_allclose(p512, probs, atol=0.05)
 
 
 def test_brainflow_playback_feeds_the_model(muse_model, shared_data):
@@ -140,7 +148,7 @@ def test_brainflow_playback_feeds_the_model(muse_model, shared_data):
     csv = read_eeg_csv(shared_data / "eeg/muse_mentalstate/subjecta-relaxed-1.csv")
     np.testing.assert_allclose(rec.data[:, :1024], csv.data[:, :1024], atol=1e-3)  # same samples, in order
     m = models.load(muse_model)
-    probs = m.predict_raw(rec.data[:, :1024])["probs"]
+    probs = m.predict_raw(rec.data[:, :1024], sample_rate_hz=rec.sample_rate_hz)["probs"]
     assert probs.shape == (1, 3) and np.all(np.isfinite(probs))
 
 

@@ -10,7 +10,11 @@ Interface of every pipeline class:
 * ``Pipeline(**spec)``: validated parameters (keyword-only, JSON-able);
 * ``.name`` (class attribute) and ``.spec`` (dict of the parameters);
 * ``__call__(raw) -> np.ndarray``: model input for one example, float32,
-  without the batch axis;
+  without the batch axis; audio and EEG pipelines also take the raw input's
+  rate, ``__call__(raw, *, sample_rate_hz=...)``, and resample it to their
+  own (required for audio);
+* ``input_kind`` (class attribute): "audio", "eeg" or "image", which tells
+  ``Model.predict_raw`` which quality check (:mod:`.quality`) to run;
 * ``input_shape``: shape of that array (``None`` for a variable axis).
 """
 

@@ -2,6 +2,10 @@
 
 Both are computed with :mod:`affectedge.native_kernels.eeg` (Welch PSD, band
 power, differential entropy), so the device runs exactly the training code.
+``__call__(raw, *, sample_rate_hz=None)``: a raw window recorded at another
+rate than the pipeline's ``fs`` is resampled along time with soxr ("HQ")
+first; ``None`` means the window is already at ``fs`` (``Model.predict_raw``
+requires the rate for raw windows and never assumes it).
 
 ``eeg-deap-de`` (:class:`DeapDEFeatures`)
     Model input ``(32, 5)`` float32: differential entropy (nats) of 5 bands
@@ -75,10 +79,27 @@ def _as_float(raw, what):
     return x
 
 
+def _resampled(x, rate, fs):
+    """``x`` (channels, samples) resampled from ``rate`` to ``fs`` along time (``rate`` None: already at fs)."""
+    if rate is None:
+        return x
+    from affectedge.native_kernels._validate import check_rate
+
+    rate = check_rate(rate, "sample_rate_hz")
+    if rate == fs or x.ndim != 2:
+        return x
+    from ._resample import resample
+
+    if not np.all(np.isfinite(x)):
+        raise ParameterError("the EEG window contains NaN or inf; it cannot be resampled (clean it first)")
+    return resample(np.asarray(x, dtype=np.float64), rate, fs, axis=1)
+
+
 class DeapDEFeatures:
     """DEAP differential-entropy features, ``(32 electrodes, 5 bands)`` float32 (see module doc)."""
 
     name = "eeg-deap-de"
+    input_kind = "eeg"
     description = ("(32 electrodes, 5 bands) node-major differential entropy in nats, DE = 0.5 ln(2 pi e band "
                    "power); a precomputed (160,) DEAP vector is band-major; raw windows in microvolts")
 
@@ -126,13 +147,21 @@ class DeapDEFeatures:
             raise ParameterError("the DEAP feature vector contains NaN or inf")
         return np.ascontiguousarray(x, dtype=np.float32)
 
-    def __call__(self, raw):
+    def is_raw_window(self, raw):
+        """True when ``raw`` is a raw (channels, samples) window, False for a precomputed feature vector."""
+        c, b = self.input_shape
+        return np.shape(raw) not in ((c * b,), (c, b))
+
+    def __call__(self, raw, *, sample_rate_hz=None):
+        """Features of a raw window at ``sample_rate_hz`` (default: the pipeline's ``fs``; other rates are
+        resampled with soxr), or a precomputed feature vector passed through."""
         from affectedge.native_kernels import differential_entropy
 
         c, b = self.input_shape
         x = _as_float(raw, "EEG input")
         if x.shape in ((c * b,), (c, b)):
             return self.from_precomputed(x)
+        x = _resampled(x, sample_rate_hz, self.fs)
         if x.ndim != 2 or x.shape[0] != c:
             raise ParameterError(
                 f"EEG input has shape {x.shape}; pass a raw window ({c}, samples) at {self.fs:g} Hz in the DEAP "
@@ -156,6 +185,7 @@ class MuseBandFeatures:
     """
 
     name = "eeg-muse-bands"
+    input_kind = "eeg"
     description = ("per channel (TP9, AF7, AF8, TP10): log10(abs band power + log_floor) [uV^2] of each band, "
                    "relative band power of each band, DE = 0.5 ln(2 pi e max(abs band power, log_floor)) [nats]")
 
@@ -199,11 +229,18 @@ class MuseBandFeatures:
         names = [b[0] for b in self.bands]
         return [f"{n}_log_power" for n in names] + [f"{n}_rel_power" for n in names] + [f"{n}_de" for n in names]
 
-    def __call__(self, raw):
+    def is_raw_window(self, raw):
+        return True
+
+    def __call__(self, raw, *, sample_rate_hz=None):
+        """Features of a ``(4, samples)`` window at ``sample_rate_hz`` (default: the pipeline's ``fs``; other
+        rates are resampled with soxr)."""
         from affectedge.native_kernels import band_power
 
         c = len(self.channels)
         x = _as_float(raw, "Muse window")
+        if x.ndim == 2 and x.shape[0] == c:
+            x = _resampled(x, sample_rate_hz, self.fs)
         if x.ndim != 2 or x.shape[0] != c:
             hint = " (it looks like (samples, channels): pass x.T)" if x.ndim == 2 and x.shape[1] == c else ""
             raise ParameterError(f"Muse window has shape {x.shape}; ({c}, samples) is required with channels "

@@ -4,11 +4,12 @@ Three layers, from low to high:
 
 * :func:`face_model_path` finds (or downloads, sha256-checked) the MediaPipe
   Face Landmarker bundle ``face_landmarker.task``.
-* :class:`FaceLandmarks` wraps MediaPipe's ``FaceLandmarker`` (IMAGE or VIDEO
-  running mode; a context manager). ``extract(image)`` returns a
-  :class:`FaceResult` with the 52 blendshape scores (in
-  :data:`BLENDSHAPE_NAMES` order) and the 478 landmarks, or ``None`` when no
-  face is found.
+* :class:`FaceLandmarks` wraps MediaPipe's ``FaceLandmarker`` (IMAGE, VIDEO
+  or asynchronous LIVE_STREAM running mode; a context manager).
+  ``extract(image)`` returns a :class:`FaceResult` with the 52 blendshape
+  scores (in :data:`BLENDSHAPE_NAMES` order) and the 478 landmarks, or
+  ``None`` when no face is found; in LIVE_STREAM mode ``submit(image, t_ms)``
+  returns at once and ``poll()`` gives the finished frames.
 * :class:`BlendshapeFeatures` is the ``face-blendshapes`` feature pipeline used
   by the ``face-expression`` zoo model: image -> float32 vector (52 blendshapes,
   then :data:`GEOMETRY_NAMES` when ``geometry`` is on). **When no face is
@@ -41,6 +42,7 @@ import numpy as np
 
 from affectedge._optional import require
 from affectedge.errors import ModelError, ParameterError
+from affectedge.features.quality import NoSignalError
 
 __all__ = [
     "BLENDSHAPE_NAMES",
@@ -93,8 +95,10 @@ GEOMETRY_NAMES = (
 _CONF = 0.3  # detection / presence confidence: 0.3 finds ~4 % more FER2013 faces than MediaPipe's 0.5
 
 
-class NoFaceError(ParameterError):
-    """The face detector found no face in the image."""
+class NoFaceError(NoSignalError):
+    """The face detector found no face in the image (a NoSignalError, status "no_face")."""
+
+    status = "no_face"
 
 
 # ------------------------------------------------------------------ model file
@@ -239,19 +243,38 @@ class FaceResult:
 class FaceLandmarks:
     """MediaPipe Face Landmarker, one face per image.
 
-    ``mode``: "image" (independent pictures) or "video" (frames of one stream:
-    tracking between frames; pass increasing ``timestamp_ms``, or none for
-    frames 33 ms apart). Use as a context manager or call :meth:`close`.
-    ``calls`` counts MediaPipe invocations.
+    ``mode``:
+
+    * ``"image"``: independent pictures; :meth:`extract` runs synchronously.
+    * ``"video"``: frames of one stream (tracking between frames); :meth:`extract`
+      runs synchronously; pass increasing ``timestamp_ms``, or none for frames
+      33 ms apart.
+    * ``"live_stream"``: MediaPipe's asynchronous mode for cameras.
+      :meth:`submit` hands a frame over and returns at once; MediaPipe may
+      drop frames while it is busy (``dropped`` counts them). :meth:`poll`
+      returns the finished frames as ``(timestamp_ms, FaceResult or None)``.
+      MediaPipe's result callback only stores the raw result in a small
+      bounded buffer (``max_results``; the oldest is dropped when the consumer
+      falls behind); the conversion to :class:`FaceResult` happens in
+      :meth:`poll`, on the caller's thread.
+
+    Use as a context manager or call :meth:`close`. ``calls`` counts MediaPipe
+    invocations (frames submitted, in live_stream mode). Every open landmarker
+    is closed when the interpreter starts shutting down (before MediaPipe's
+    worker threads stop); use from threads still running after the main
+    thread returned then raises :class:`ModelError`.
     """
 
-    def __init__(self, *, mode="image", upscale=192, pad=0.33, min_confidence=_CONF, model_path=None):
-        if mode not in ("image", "video"):
-            raise ParameterError(f"mode must be 'image' or 'video', got {mode!r}")
+    def __init__(self, *, mode="image", upscale=192, pad=0.33, min_confidence=_CONF, model_path=None,
+                 max_results=8):
+        if mode not in _MODES:
+            raise ParameterError(f"mode must be one of {', '.join(map(repr, _MODES))}, got {mode!r}")
         if not (32 <= int(upscale) <= 1024):
             raise ParameterError(f"upscale must be 32-1024 pixels, got {upscale!r}")
         if not (0 <= float(pad) <= 1):
             raise ParameterError(f"pad must be a fraction of the image size in [0, 1], got {pad!r}")
+        if not (1 <= int(max_results) <= 1024):
+            raise ParameterError(f"max_results must be 1-1024 buffered results, got {max_results!r}")
         self.mode, self.upscale, self.pad, self.min_confidence = mode, int(upscale), float(pad), float(min_confidence)
         self.model_path = Path(model_path) if model_path else face_model_path()
         self._mp = require("mediapipe", "face", "face landmarks")
@@ -259,23 +282,43 @@ class FaceLandmarks:
         from mediapipe.tasks.python import vision
         from mediapipe.tasks.python.core.base_options import BaseOptions
 
+        self._t = -1
+        self.calls = 0
+        self.dropped = 0  # live_stream: frames MediaPipe skipped or results the consumer never polled
+        self._closed_at_exit = False
+        live = mode == "live_stream"
+        if live:
+            import collections
+            import threading
+
+            self._cond = threading.Condition()
+            self._results = collections.deque(maxlen=int(max_results))  # (timestamp_ms, raw MediaPipe result)
+            self._pending = collections.OrderedDict()  # timestamp_ms -> (mp image, h, w, off, scale)
+        running_mode = {"image": vision.RunningMode.IMAGE, "video": vision.RunningMode.VIDEO,
+                        "live_stream": vision.RunningMode.LIVE_STREAM}[mode]
         opts = vision.FaceLandmarkerOptions(
             base_options=BaseOptions(model_asset_path=str(self.model_path)),
-            running_mode=vision.RunningMode.VIDEO if mode == "video" else vision.RunningMode.IMAGE,
+            running_mode=running_mode,
             num_faces=1,
             min_face_detection_confidence=self.min_confidence,
             min_face_presence_confidence=self.min_confidence,
             min_tracking_confidence=self.min_confidence,
             output_face_blendshapes=True,
+            # a bound method would make MediaPipe's dispatcher keep self alive; the weak proxy does not
+            result_callback=_weak_callback(self) if live else None,
         )
+        _register_exit_hook()
         try:
             self._lm = vision.FaceLandmarker.create_from_options(opts)
         except Exception as exc:  # mediapipe raises RuntimeError/ValueError on a bad bundle
+            if _interpreter_exiting(exc):
+                raise ModelError("cannot start the MediaPipe Face Landmarker: the interpreter is shutting down "
+                                 "(the main thread returned); create and use face models before that, and join "
+                                 "the threads that use them") from exc
             raise ModelError(f"MediaPipe cannot load {str(self.model_path)!r} as a Face Landmarker bundle: {exc}") from exc
-        # close at garbage collection or interpreter exit (MediaPipe's own __del__ fails late in shutdown)
+        # close at garbage collection or interpreter exit; see _close_quietly for why it never raises
         self._finalizer = weakref.finalize(self, _close_quietly, self._lm)
-        self._t = -1
-        self.calls = 0
+        _LIVE.add(self)
 
     def __enter__(self):
         return self
@@ -287,6 +330,15 @@ class FaceLandmarks:
         if getattr(self, "_lm", None) is not None:
             self._finalizer()
             self._lm = None
+            _LIVE.discard(self)
+            if self.mode == "live_stream":
+                with self._cond:
+                    self._pending.clear()
+                    self._cond.notify_all()
+
+    def _close_at_exit(self):
+        self._closed_at_exit = True
+        self.close()
 
     def prepare(self, image):
         """The SRGB array MediaPipe sees and the (offset, scale) back to the input's pixels."""
@@ -308,37 +360,216 @@ class FaceLandmarks:
             image = cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
         return np.ascontiguousarray(image), off, scale
 
-    def extract(self, image, timestamp_ms=None):
-        """A :class:`FaceResult` for the most confident face, or ``None`` when none is found."""
+    def _check_open(self):
         if self._lm is None:
+            if self._closed_at_exit:
+                raise ModelError("this FaceLandmarks was closed because the interpreter is shutting down (the "
+                                 "main thread returned); join the threads that use face models before it ends")
             raise ParameterError("this FaceLandmarks is closed; create a new one")
+
+    def _next_timestamp(self, timestamp_ms):
+        t = self._t + 33 if timestamp_ms is None else int(timestamp_ms)
+        if t <= self._t:
+            raise ParameterError(f"timestamp_ms must increase from frame to frame ({t} after {self._t}); "
+                                 "pass the frame's capture time in milliseconds")
+        return t
+
+    def _run(self, fn, *args):
+        try:
+            return fn(*args)
+        except RuntimeError as exc:
+            if _interpreter_exiting(exc):
+                raise ModelError("MediaPipe's worker thread has stopped: the interpreter is shutting down (the "
+                                 "main thread returned); join the threads that use face models before the main "
+                                 "thread ends") from exc
+            raise
+
+    def extract(self, image, timestamp_ms=None):
+        """A :class:`FaceResult` for the most confident face, or ``None`` when none is found (image / video mode)."""
+        self._check_open()
+        if self.mode == "live_stream":
+            raise ParameterError("extract() runs synchronously, but this FaceLandmarks is in live_stream mode; "
+                                 "use submit(image, timestamp_ms) and poll(), or create it with mode='video'")
         rgb, off, scale = self.prepare(image)
         mp_image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb)
-        self.calls += 1
         if self.mode == "video":
-            t = self._t + 33 if timestamp_ms is None else int(timestamp_ms)
-            if t <= self._t:
-                raise ParameterError(f"timestamp_ms must increase from frame to frame ({t} after {self._t})")
+            t = self._next_timestamp(timestamp_ms)
             self._t = t
-            res = self._lm.detect_for_video(mp_image, t)
+            self.calls += 1
+            res = self._run(self._lm.detect_for_video, mp_image, t)
         else:
-            res = self._lm.detect(mp_image)
-        if not res.face_blendshapes or not res.face_landmarks:
-            return None
-        bs = np.zeros(len(BLENDSHAPE_NAMES), np.float32)
-        for i, c in enumerate(res.face_blendshapes[0]):
-            bs[_BS_INDEX.get(c.category_name, i)] = c.score
-        h, w = rgb.shape[:2]
-        lms = np.array([(p.x * w, p.y * h, p.z * w) for p in res.face_landmarks[0]], np.float32)
-        lms = lms / scale
-        lms[:, :2] -= off
-        return FaceResult(bs, lms)
+            self.calls += 1
+            res = self._run(self._lm.detect, mp_image)
+        return _face_result(res, rgb.shape[0], rgb.shape[1], off, scale)
+
+    # ------------------------------------------------------------ live stream
+    def submit(self, image, timestamp_ms=None):
+        """Hand one frame to MediaPipe (live_stream mode); returns its timestamp at once.
+
+        ``timestamp_ms`` must increase from frame to frame (none: 33 ms after
+        the previous one). The result arrives later through :meth:`poll`.
+        """
+        self._check_open()
+        if self.mode != "live_stream":
+            raise ParameterError(f"submit() needs mode='live_stream', this FaceLandmarks is in {self.mode!r} mode; "
+                                 "use extract(image) instead")
+        t = self._next_timestamp(timestamp_ms)
+        rgb, off, scale = self.prepare(image)
+        mp_image = self._mp.Image(image_format=self._mp.ImageFormat.SRGB, data=rgb)
+        with self._cond:
+            self._pending[t] = (mp_image, rgb.shape[0], rgb.shape[1], off, scale)
+            while len(self._pending) > _MAX_PENDING:  # never answered (MediaPipe dropped them)
+                self._pending.popitem(last=False)
+                self.dropped += 1
+        self._t = t
+        self.calls += 1
+        try:
+            self._run(self._lm.detect_async, mp_image, t)
+        except BaseException:
+            with self._cond:
+                self._pending.pop(t, None)
+            raise
+        return t
+
+    def _on_result(self, result, _image, timestamp_ms):
+        # Runs on MediaPipe's dispatcher thread: store the raw result, nothing else.
+        with self._cond:
+            self._results.append((int(timestamp_ms), result))
+            self._cond.notify_all()
+
+    def poll(self, timeout_s=0.0):
+        """Finished frames since the last poll: a list of ``(timestamp_ms, FaceResult or None)``, oldest first.
+
+        Waits up to ``timeout_s`` for at least one result when none is ready
+        (0: return at once, possibly an empty list). ``None`` means MediaPipe
+        ran on the frame and found no face; frames it dropped never appear.
+        """
+        if self.mode != "live_stream":
+            raise ParameterError(f"poll() needs mode='live_stream', this FaceLandmarks is in {self.mode!r} mode")
+        import time
+
+        deadline = time.monotonic() + max(0.0, float(timeout_s))
+        with self._cond:
+            while not self._results and self._lm is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
+            raw = list(self._results)
+            self._results.clear()
+            metas = []
+            for t, res in raw:
+                meta = None
+                while self._pending:  # results come in timestamp order; older pending frames were dropped
+                    t0, m = self._pending.popitem(last=False)
+                    if t0 == t:
+                        meta = m
+                        break
+                    if t0 > t:
+                        self._pending[t0] = m
+                        self._pending.move_to_end(t0, last=False)
+                        break
+                    self.dropped += 1
+                metas.append(meta)
+        out = []
+        for (t, res), meta in zip(raw, metas):
+            if meta is None:
+                continue  # submitted before a close() or evicted from the pending table
+            _, h, w, off, scale = meta
+            out.append((t, _face_result(res, h, w, off, scale)))
+        return out
+
+    def pending(self):
+        """How many submitted frames have no result yet (live_stream mode)."""
+        if self.mode != "live_stream":
+            return 0
+        with self._cond:
+            return len(self._pending)
+
+
+_MODES = ("image", "video", "live_stream")
+_MAX_PENDING = 64
+
+
+def _face_result(res, h, w, off, scale):
+    """A MediaPipe FaceLandmarkerResult -> FaceResult in the input image's pixels (None: no face)."""
+    if not res.face_blendshapes or not res.face_landmarks:
+        return None
+    bs = np.zeros(len(BLENDSHAPE_NAMES), np.float32)
+    for i, c in enumerate(res.face_blendshapes[0]):
+        bs[_BS_INDEX.get(c.category_name, i)] = c.score
+    lms = np.array([(p.x * w, p.y * h, p.z * w) for p in res.face_landmarks[0]], np.float32)
+    lms = lms / scale
+    lms[:, :2] -= off
+    return FaceResult(bs, lms)
+
+
+def _weak_callback(obj):
+    ref = weakref.ref(obj)
+
+    def callback(result, image, timestamp_ms):
+        target = ref()
+        if target is not None:
+            target._on_result(result, image, timestamp_ms)
+
+    return callback
+
+
+# ------------------------------------------------------------ shutdown handling
+# MediaPipe runs every landmarker call on its own ThreadPoolExecutor. When the
+# main thread returns, Python's threading shutdown stops those executors; from
+# then until MediaPipe's atexit hook runs, FaceLandmarker.close() raises
+# "cannot schedule new futures after shutdown". A landmarker closed or freed
+# in that window (an atexit handler closing a model, a weakref finalizer)
+# used to print "Exception ignored in: FaceLandmarker.__del__". So:
+# 1. a threading-exit hook, registered after concurrent.futures' own, closes
+#    every open FaceLandmarks while the executors still run (a clean native
+#    close), and
+# 2. _close_quietly clears the handle when close() fails anyway, which turns
+#    MediaPipe's __del__ into a no-op.
+_LIVE = weakref.WeakSet()
+_HOOKED = False
+
+
+def _register_exit_hook():
+    global _HOOKED
+    if _HOOKED:
+        return
+    import concurrent.futures.thread  # noqa: F401  (its exit hook must be registered before ours)
+    import threading
+
+    register = getattr(threading, "_register_atexit", None)
+    if register is not None:
+        try:
+            register(_close_all_at_exit)  # runs before the hooks registered earlier, i.e. concurrent.futures'
+        except RuntimeError:  # already shutting down: the atexit finalizers and _close_quietly remain
+            pass
+    _HOOKED = True
+
+
+def _close_all_at_exit():
+    for fl in list(_LIVE):
+        try:
+            fl._close_at_exit()
+        except Exception:  # exit hooks must not raise
+            pass
+
+
+def _interpreter_exiting(exc):
+    msg = str(exc)
+    return "after shutdown" in msg or "interpreter shutdown" in msg or "atexit after shutdown" in msg
 
 
 def _close_quietly(lm):
     try:
         lm.close()
-    except Exception:  # already torn down
+    except Exception:  # MediaPipe's executor already stopped (interpreter exit): the OS reclaims the graph
+        pass
+    # close() stops before clearing the handle when it fails; clear it so that MediaPipe's own __del__,
+    # which calls close() again, has nothing left to do and prints nothing.
+    try:
+        lm._handle = None
+    except Exception:
         pass
 
 

@@ -4,9 +4,12 @@ Pipeline name ``speech-mfcc-silence``. Everything is computed with
 :mod:`affectedge.native_kernels` (``mfcc``, ``delta``, ``silence_features``),
 so the device runs exactly the code used in training.
 
-Input: one utterance, mono float audio at ``sr`` Hz (16 kHz by default; other
-rates are refused, resample first). Output: float32 array ``(n_frames,
-n_features)`` with, per frame (hop ``hop_length`` samples)::
+Input: one utterance, mono float audio in [-1, 1] and its sample rate, passed
+explicitly as ``sample_rate_hz`` (no default: a wrong guess silently gives
+wrong features). Audio at another rate than the pipeline's ``sr`` (16 kHz by
+default) is resampled with ``soxr.resample(y, rate, sr, "HQ")`` first.
+Output: float32 array ``(n_frames, n_features)`` with, per frame (hop
+``hop_length`` samples)::
 
     [ n_mfcc MFCC | n_mfcc deltas | n_mfcc delta-deltas | 4 silence features | valid ]
 
@@ -29,6 +32,8 @@ n_features)`` with, per frame (hop ``hop_length`` samples)::
   model was evaluated with; uncalibrated use is less accurate.
 """
 
+import warnings
+
 import numpy as np
 
 from affectedge.errors import ParameterError
@@ -42,7 +47,7 @@ class SpeakerNormalizer:
     """Per-speaker (per-user) feature statistics: column mean and std.
 
     Fit it on the *unnormalised* frame features of a speaker's clips
-    (``SpeechFeatures.frames(audio)`` of each, no labels needed), then pass
+    (``SpeechFeatures.frames(audio, sample_rate_hz)`` of each, no labels needed), then pass
     it as ``calibration`` to the pipeline. Statistics are taken over all real
     frames of all clips together.
     """
@@ -68,9 +73,9 @@ class SpeakerNormalizer:
         return cls(allf.mean(axis=0), np.maximum(allf.std(axis=0), min_std))
 
     @classmethod
-    def from_audio(cls, pipeline, clips):
-        """Calibrate from unlabelled audio clips of one speaker."""
-        return cls.fit([pipeline.frames(c) for c in clips])
+    def from_audio(cls, pipeline, clips, *, sample_rate_hz=None):
+        """Calibrate from unlabelled audio clips of one speaker, all at ``sample_rate_hz``."""
+        return cls.fit([pipeline.frames(c, sample_rate_hz) for c in clips])
 
     def apply(self, frames):
         if frames.shape[-1] != self.mean.shape[0]:
@@ -91,6 +96,7 @@ class SpeechFeatures:
     """MFCC + deltas + silence features, fixed frame window (see module doc)."""
 
     name = "speech-mfcc-silence"
+    input_kind = "audio"
 
     def __init__(self, *, sr=16000, n_mfcc=20, n_mels=40, n_fft=512, hop_length=256, delta_width=9,
                  n_frames=251, silence=True, threshold_factor=0.3, silence_frame_length=2048,
@@ -171,31 +177,54 @@ class SpeechFeatures:
         return type(self)(**spec)
 
     # --------------------------------------------------------------- compute
-    def _check_audio(self, audio, sr):
-        if sr is not None and int(sr) != self.sr:
-            raise ParameterError(f"audio at {sr} Hz given; this pipeline expects {self.sr} Hz (resample first)")
+    def _rate(self, sample_rate_hz, sr, where):
+        if sr is not None:
+            warnings.warn(f"SpeechFeatures.{where}(..., sr=) is deprecated; pass sample_rate_hz=", DeprecationWarning,
+                          stacklevel=3)
+            if sample_rate_hz is not None and float(sample_rate_hz) != float(sr):
+                raise ParameterError(f"sample_rate_hz={sample_rate_hz!r} and sr={sr!r} disagree; pass only "
+                                     "sample_rate_hz")
+            sample_rate_hz = sr if sample_rate_hz is None else sample_rate_hz
+        if sample_rate_hz is None:
+            raise ParameterError(
+                f"the audio's sample rate is needed: pass sample_rate_hz= (e.g. pipeline(y, sample_rate_hz=sr) with "
+                f"y, sr = soundfile.read(path)); audio at another rate than {self.sr} Hz is resampled, but the "
+                "pipeline never guesses the rate")
+        from affectedge.native_kernels._validate import check_rate
+
+        return check_rate(sample_rate_hz, "sample_rate_hz")
+
+    def _check_audio(self, audio, sample_rate_hz):
         y = np.asarray(audio)
         if y.ndim == 2 and 1 in y.shape:
             y = y.reshape(-1)
         if y.ndim != 1:
             raise ParameterError(f"audio must be mono 1-D samples; got shape {y.shape}")
         if not np.issubdtype(y.dtype, np.floating):
-            raise ParameterError(f"audio must be float samples in [-1, 1]; got dtype {y.dtype} (use affectedge.io.read_wav)")
-        y = y.astype(np.float32, copy=False)
-        if y.shape[0] < self.n_fft:
-            raise ParameterError(f"audio has {y.shape[0]} samples; at least n_fft={self.n_fft} are needed")
+            raise ParameterError(f"audio must be float samples in [-1, 1]; got dtype {y.dtype} "
+                                 "(use affectedge.io.read_audio)")
         if not np.all(np.isfinite(y)):
             raise ParameterError("audio contains NaN or inf samples")
+        if sample_rate_hz != self.sr:
+            from ._resample import resample
+
+            y = resample(y.astype(np.float32, copy=False), sample_rate_hz, self.sr)
+        y = y.astype(np.float32, copy=False)
+        if y.shape[0] < self.n_fft:
+            raise ParameterError(f"audio has {y.shape[0]} samples at {self.sr} Hz; at least n_fft={self.n_fft} "
+                                 f"({self.n_fft / self.sr:.3f} s) are needed")
         return y
 
-    def frames(self, audio, sr=None):
+    def frames(self, audio, sample_rate_hz=None, *, sr=None):
         """Unnormalised features of every frame of the utterance, ``(frames, n_features - 1)``.
 
-        No cropping or padding; used to calibrate a :class:`SpeakerNormalizer`.
+        ``sample_rate_hz``: the audio's rate (required; resampled to the
+        pipeline's ``sr`` when different). No cropping or padding; used to
+        calibrate a :class:`SpeakerNormalizer`.
         """
         from affectedge.native_kernels import delta, mfcc, silence_features
 
-        y = self._check_audio(audio, sr)
+        y = self._check_audio(audio, self._rate(sample_rate_hz, sr, "frames"))
         m = mfcc(y, sr=self.sr, n_mfcc=self.n_mfcc, n_mels=self.n_mels, n_fft=self.n_fft,
                  hop_length=self.hop_length)  # (n_mfcc, T)
         t = m.shape[1]
@@ -228,9 +257,9 @@ class SpeechFeatures:
         out[:t, -1] = 1.0
         return out
 
-    def __call__(self, audio, calibration=None, *, sr=None):
-        """Model input ``(n_frames, n_features)`` float32 for one utterance."""
-        return self.window(self.frames(audio, sr), calibration)
+    def __call__(self, audio, calibration=None, *, sample_rate_hz=None, sr=None):
+        """Model input ``(n_frames, n_features)`` float32 for one utterance at ``sample_rate_hz`` (required)."""
+        return self.window(self.frames(audio, self._rate(sample_rate_hz, sr, "__call__")), calibration)
 
     def __repr__(self):
         return f"SpeechFeatures(n_mfcc={self.n_mfcc}, n_frames={self.n_frames}, silence={self.silence}, " \

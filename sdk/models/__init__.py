@@ -3,7 +3,7 @@
     >>> from affectedge import models
     >>> models.list_models()            # ids with their cards
     >>> m = models.load("speech-emotion")
-    >>> m.predict_raw(audio)            # features computed as on the card
+    >>> m.predict_raw(audio, sample_rate_hz=sr)  # quality-checked, resampled, features as on the card
 
 Shipped models run with onnxruntime alone (``pip install 'affectedge[onnx]'``);
 no PyTorch is needed on the device.

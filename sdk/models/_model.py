@@ -7,13 +7,20 @@ from affectedge.errors import ModelError, ParameterError
 
 __all__ = ["Model"]
 
+# pipeline name -> raw input kind, for pipelines without an ``input_kind`` attribute
+_INPUT_KINDS = {"speech-mfcc-silence": "audio", "face-blendshapes": "image", "eeg-deap-de": "eeg",
+                "eeg-muse-bands": "eeg"}
+
 
 class Model:
     """A zoo or user model ready to run on the device.
 
     ``predict(x)`` takes a batch of model inputs (the pipeline's output with a
-    batch axis) and returns {output name: array}; ``predict_raw(raw)`` runs the
-    card's feature pipeline first. ``classify`` returns label names.
+    batch axis) and returns {output name: array}; ``predict_raw(raw,
+    sample_rate_hz=...)`` checks the raw input's quality, runs the card's
+    feature pipeline, then the model. ``classify`` returns label names.
+    ``close()`` releases the onnxruntime session; a Model is also a context
+    manager (``with models.load(...) as m:``).
     """
 
     def __init__(self, card, path, *, threads=None):
@@ -43,10 +50,32 @@ class Model:
     def __repr__(self):
         return f"Model({self.card.id!r}, labels={list(self.card.labels)})"
 
+    # -------------------------------------------------------------- lifetime
+    def close(self):
+        """Release the onnxruntime session (idempotent); predicting afterwards raises ModelError."""
+        self.session = None
+
+    @property
+    def closed(self):
+        return self.session is None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def _session(self):
+        if self.session is None:
+            raise ModelError(f"model {self.card.id!r} is closed; load it again with affectedge.models.load")
+        return self.session
+
     def predict(self, x):
         """Run a batch of model inputs; returns {output name: array}."""
+        session = self._session()
         x = np.asarray(x, dtype=np.float32)
-        want = self.session.get_inputs()[0].shape
+        want = session.get_inputs()[0].shape
         if x.ndim != len(want):
             raise ParameterError(
                 f"input has shape {x.shape} but model {self.card.id!r} takes {len(want)}-D batches shaped {want}; "
@@ -57,14 +86,71 @@ class Model:
                 raise ParameterError(
                     f"input axis {axis} has size {got} but model {self.card.id!r} expects {exp} (shape {want})"
                 )
-        outs = self.session.run(None, {self.input_names[0]: np.ascontiguousarray(x)})
+        outs = session.run(None, {self.input_names[0]: np.ascontiguousarray(x)})
         return dict(zip(self.output_names, outs))
 
-    def predict_raw(self, raw):
-        """Compute the card's features from one raw example, then predict (batch of 1)."""
-        return self.predict(self.pipeline(raw)[None])
+    @property
+    def input_kind(self):
+        """"audio", "eeg", "image", or None for a pipeline of unknown kind."""
+        return getattr(self.pipeline, "input_kind", None) or _INPUT_KINDS.get(self.pipeline.name)
+
+    def features_raw(self, raw, *, sample_rate_hz=None):
+        """The model input (without batch axis) for one raw example, after the quality checks of predict_raw."""
+        from affectedge.features.quality import NoSignalError, audio_quality, eeg_quality
+
+        kind = self.input_kind
+        if kind == "audio":
+            if sample_rate_hz is None:
+                raise ParameterError(
+                    f"model {self.card.id!r} takes audio: pass its sample rate, predict_raw(y, sample_rate_hz=sr) "
+                    f"(any rate; it is resampled to {self.pipeline.sr} Hz); the rate is never guessed")
+            audio_quality(raw, sample_rate_hz).raise_for_status("audio")
+            feats = self.pipeline(raw, sample_rate_hz=sample_rate_hz)
+        elif kind == "eeg":
+            is_raw = getattr(self.pipeline, "is_raw_window", lambda r: True)(raw)
+            if is_raw:
+                if sample_rate_hz is None:
+                    raise ParameterError(
+                        f"model {self.card.id!r} takes EEG windows: pass their sample rate, predict_raw(x, "
+                        f"sample_rate_hz=fs) (the model was built at {self.pipeline.fs:g} Hz; other rates are "
+                        "resampled); the rate is never guessed")
+                x = np.asarray(raw)
+                names = tuple(getattr(self.pipeline, "channels", ()) or ())
+                # a window of the wrong shape is left to the pipeline, whose message says how to fix it
+                if x.ndim == 2 and np.issubdtype(x.dtype, np.number) and x.size and x.shape[0] == len(names):
+                    eeg_quality(x, sample_rate_hz, channel_names=names).raise_for_status("EEG window")
+                feats = self.pipeline(raw, sample_rate_hz=sample_rate_hz)
+            else:
+                feats = self.pipeline(raw)
+        else:
+            feats = self.pipeline(raw)
+        feats = np.asarray(feats)
+        if np.issubdtype(feats.dtype, np.floating) and not np.all(np.isfinite(feats)):
+            raise NoSignalError(
+                f"the {self.pipeline.name} features of this input contain NaN or inf; the input holds no usable "
+                "signal (check the sensor)", status="nonfinite_features")
+        return feats
+
+    def predict_raw(self, raw, *, sample_rate_hz=None):
+        """Check the raw example's quality, compute the card's features, then predict (batch of 1).
+
+        ``sample_rate_hz``: the rate of ``raw`` -- required for audio (speech
+        models) and raw EEG windows (resampled to the pipeline's rate when it
+        differs); not used for images or precomputed EEG feature vectors.
+        Junk input (silence, a constant, int16 values as float, clipping, a
+        flat / railed / NaN channel, no face) raises
+        :class:`affectedge.features.quality.NoSignalError` with its ``status``
+        instead of returning a confident-looking answer.
+        """
+        out = self.predict(self.features_raw(raw, sample_rate_hz=sample_rate_hz)[None])
+        for name, v in out.items():
+            if np.issubdtype(np.asarray(v).dtype, np.floating) and not np.all(np.isfinite(v)):
+                raise ModelError(f"model {self.card.id!r} output {name!r} is NaN/inf for finite features; "
+                                 "the model file is broken -- re-export it")
+        return out
 
     def classify(self, x):
         """Label names of the most probable class for each example in the batch."""
+        self._session()
         probs = self.predict(x)[self.output_names[0]]
         return [self.card.labels[i] for i in np.argmax(probs, axis=-1)]

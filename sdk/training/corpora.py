@@ -5,6 +5,11 @@ the shared taxonomy :data:`TAXONOMY`:
 
     anger, boredom, calm, disgust, fear, happiness, neutral, sadness, surprise
 
+Clips may be in any format soundfile reads (``.wav``, ``.flac``, ``.ogg``,
+``.opus``, ``.mp3``, ``.aiff``; ``.wav`` is written below) at any sample rate:
+the training code resamples them to the pipeline's rate and skips (and
+lists) files it cannot read.
+
 Layouts (``layout=None`` detects them in this order: csv, emodb, ravdess, folder):
 
 ``emodb``
@@ -60,9 +65,12 @@ SYNONYMS = {
     "ps": "surprise", "surprised": "surprise", "sur": "surprise", "su": "surprise", "pleasant_surprise": "surprise",
     "pleasant_surprised": "surprise",
 }
-_EMODB_RE = re.compile(r"^(\d\d)([a-b]\d\d)([WLEAFTN])([a-z]?)\.wav$")
-_RAVDESS_RE = re.compile(r"^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)\.wav$")
-_AUDIO = (".wav",)
+# Audio files a corpus may hold: what soundfile (libsndfile) reads. Clips at any rate are resampled to the
+# pipeline's; unreadable ones are skipped and listed by the training code (see training.speech).
+_AUDIO = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff")
+_EXT = r"\.(?i:wav|flac|ogg|oga|opus|mp3|aif|aiff)$"
+_EMODB_RE = re.compile(r"^(\d\d)([a-b]\d\d)([WLEAFTN])([a-z]?)" + _EXT)
+_RAVDESS_RE = re.compile(r"^(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)-(\d\d)" + _EXT)
 
 
 def normalise_label(name, *, where=""):
@@ -103,7 +111,8 @@ def detect_layout(root):
             return "csv"
     wavs = _wavs(root)
     if not wavs:
-        raise ParameterError(f"corpus folder {str(root)!r} contains no .wav files (nor a labels.csv/manifest.csv)")
+        raise ParameterError(f"corpus folder {str(root)!r} contains no .wav files (nor .flac/.ogg/.mp3 audio, nor a "
+                             "labels.csv/manifest.csv)")
     names = [p.name for p in wavs]
     if all(_EMODB_RE.match(n) for n in names):
         return "emodb"

@@ -57,6 +57,7 @@ single-threaded; the same seed gives the same weights on the same machine.
 import hashlib
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -99,8 +100,13 @@ EMODB_TERMS = "EmoDB (TU Berlin): free for research use; research weights only"
 
 
 def _log(progress, msg):
+    """Progress goes to stderr, so that stdout carries only results (``evaluate --json``)."""
     if progress:
-        print(msg, flush=True)
+        print(msg, file=sys.stderr, flush=True)
+
+
+def _warn(msg):
+    print(f"affectedge: warning: {msg}", file=sys.stderr, flush=True)
 
 
 # ----------------------------------------------------------------- features
@@ -111,20 +117,66 @@ def _default_pipeline(**over):
     return SpeechFeatures(**over)
 
 
-def _raw_frames(items, pipeline, progress=False):
-    """Unnormalised frame features of every clip (list of arrays)."""
-    from affectedge.io import read_wav
+# quality statuses that make a clip unusable for training / scoring ("clipped" clips are kept)
+_JUNK = ("nonfinite", "out_of_scale", "dc_only", "no_speech")
 
-    out = []
+
+def _read_clip(path, pipeline):
+    """A corpus clip as float32 mono at its own rate (any format soundfile reads); ParameterError if unusable."""
+    from affectedge.features.quality import audio_quality
+    from affectedge.io import read_audio
+
+    y, sr = read_audio(path)
+    q = audio_quality(y, sr)
+    if q.status in _JUNK:
+        raise ParameterError(f"{q.status}: {q.detail}")
+    return y, sr
+
+
+def _clip_frames(items, pipeline, progress=False):
+    """Unnormalised frame features of every usable clip.
+
+    Returns ``(frames, kept_items, skipped)``: clips that cannot be read
+    (corrupt, empty, unknown format), hold junk (NaN, silence, a constant) or
+    are too short are left out, each listed in ``skipped`` as
+    ``{"path", "reason"}`` and warned about on stderr. Clips at another rate
+    than the pipeline's are resampled.
+    """
+    out, kept, skipped = [], [], []
     t0 = time.perf_counter()
-    for path, _, _ in items:
-        y, sr = read_wav(path)
-        if sr != pipeline.sr:
-            raise ParameterError(f"{path!r} is sampled at {sr} Hz; the speech pipeline needs {pipeline.sr} Hz "
-                                 f"(resample the corpus, e.g. 'sox in.wav -r {pipeline.sr} out.wav')")
-        out.append(pipeline.frames(y))
-    _log(progress, f"  features of {len(items)} clips in {time.perf_counter() - t0:.1f} s")
-    return out
+    for item in items:
+        path = item[0]
+        try:
+            y, sr = _read_clip(path, pipeline)
+            f = pipeline.frames(y, sr)
+        except ParameterError as exc:
+            reason = str(exc)
+            if reason.startswith(repr(str(path))):  # the path is listed next to the reason
+                reason = reason[len(repr(str(path))):].strip(" :") or str(exc)
+            skipped.append({"path": str(path), "reason": reason[:300]})
+            _warn(f"skipped {path}: {reason[:300]}")
+            continue
+        out.append(f)
+        kept.append(item)
+    _log(progress, f"  features of {len(kept)} clips in {time.perf_counter() - t0:.1f} s"
+                   + (f" ({len(skipped)} skipped)" if skipped else ""))
+    if not kept:
+        raise ParameterError(f"none of the {len(items)} clips could be used (first: {skipped[0]['path']}: "
+                             f"{skipped[0]['reason']})" if skipped else "the corpus has no clips")
+    return out, kept, skipped
+
+
+def _raw_frames(items, pipeline, progress=False):
+    """Unnormalised frame features of every clip (list of arrays); ParameterError on any unusable clip."""
+    frames, _, skipped = _clip_frames(items, pipeline, progress)
+    if skipped:
+        raise ParameterError(f"{skipped[0]['path']}: {skipped[0]['reason']}")
+    return frames
+
+
+def _keep(kept, labels):
+    """(y, speakers) of the kept corpus items."""
+    return np.array([labels.index(lab) for _, lab, _ in kept], dtype=np.int64), [s for _, _, s in kept]
 
 
 def _speaker_norms(frames, speakers):
@@ -479,7 +531,12 @@ def evaluate_protocol(data, protocol, *, layout=None, seed=0, quick=False, progr
     va = [VA_TABLE[lab] for lab in labels]
     pipe = _default_pipeline()
     _log(progress, f"speech LOSO on {data}: {len(items)} clips, {len(spk_list)} speakers, labels {labels}")
-    frames = _raw_frames(items, pipe, progress)
+    frames, items, skipped = _clip_frames(items, pipe, progress)
+    y, speakers = _keep(items, labels)
+    spk_list = sorted(set(speakers))
+    if len(spk_list) < 2:
+        raise ParameterError(f"leave-one-speaker-out needs at least 2 speakers with usable clips; {str(data)!r} "
+                             f"has {spk_list}")
     norms = _speaker_norms(frames, speakers)
     x = _windows(frames, speakers, norms, pipe)
     spk = np.asarray(speakers)
@@ -509,7 +566,7 @@ def evaluate_protocol(data, protocol, *, layout=None, seed=0, quick=False, progr
     reps = {k: classification_report(y, v, labels) for k, v in preds.items()}
     report = {
         "task": "speech", "model_id": MODEL_ID, "protocol": "loso", "data": str(data), "quick": bool(quick),
-        "seed": seed, "n_speakers": len(spk_list), **reps["ensemble"],
+        "seed": seed, "n_speakers": len(spk_list), **reps["ensemble"], "skipped": skipped,
         "per_fold": per_fold,
         "predictions": [{"file": os.path.basename(p), "speaker": s, "label": labels[t], "pred": labels[e],
                          "p_cnn": [round(float(v), 4) for v in pc], "p_lin": [round(float(v), 4) for v in pl]}
@@ -534,14 +591,14 @@ def evaluate_protocol(data, protocol, *, layout=None, seed=0, quick=False, progr
         table.append(_summary_row(name, reps[k], note))
     if quick:
         report["table"] = table
-        report["skipped"] = "quick run: anchors and silence ablation skipped"
+        report["not_run"] = "quick run: anchors and silence ablation not run"
         report["elapsed_s"] = round(time.perf_counter() - t_start, 1)
         if out is not None:
             save_report(report, out, title=f"speech LOSO quick: UAR {report['uar']:.3f}")
         return report
     # anchors: eGeMAPS + linear SVM
     try:
-        eg = egemaps_features([p for p, _, _ in items], progress)
+        eg = egemaps_features([p for p, _, _ in items], progress)  # the usable clips only
         for name, f, note in (("anchor: eGeMAPSv02 + linear SVM, per-speaker z-norm", _znorm_by_speaker(eg, speakers),
                                "88 openSMILE functionals, LinearSVC(C=0.01), speaker z-norm from unlabelled clips"),
                               ("anchor: eGeMAPSv02 + linear SVM, no speaker norm", eg,
@@ -577,7 +634,7 @@ def evaluate_protocol(data, protocol, *, layout=None, seed=0, quick=False, progr
 
 def _swap_silence(frames, items, pipe):
     """Frames with the silence columns recomputed for ``pipe`` (or dropped)."""
-    from affectedge.io import read_wav
+    from affectedge.features._resample import resample
     from affectedge.native_kernels import silence_features
 
     n_m = 3 * pipe.n_mfcc
@@ -586,8 +643,9 @@ def _swap_silence(frames, items, pipe):
         if not pipe.silence:
             out.append(np.ascontiguousarray(f[:, :n_m]))
             continue
-        y, sr = read_wav(path)
-        s = silence_features(y, sr=sr, threshold_factor=pipe.threshold_factor,
+        y, sr = _read_clip(path, pipe)
+        y = resample(y, sr, pipe.sr)  # as the pipeline computes its silence features
+        s = silence_features(y, sr=pipe.sr, threshold_factor=pipe.threshold_factor,
                              frame_length=pipe.silence_frame_length, hop_length=pipe.silence_hop_length)
         g = f.copy()
         g[:, n_m:n_m + 4] = s.as_array(np.float32)
@@ -632,7 +690,8 @@ def load_features(data, *, layout=None, limit=None, seed=0):
         y = y[keep]
         speakers = [speakers[i] for i in keep]
     pipe = _default_pipeline()
-    frames = _raw_frames(items, pipe)
+    frames, kept, _ = _clip_frames(items, pipe)
+    y, speakers = _keep(kept, labels)
     x = _windows(frames, speakers, _speaker_norms(frames, speakers), pipe)
     return np.asarray(x, dtype=np.float32), y, tuple(labels)
 
@@ -651,7 +710,8 @@ def train(data, out, *, layout=None, seed=0, quick=False, progress=True):
     va = [VA_TABLE[lab] for lab in labels]
     pipe = _default_pipeline()
     _log(progress, f"speech train on {data}: {len(items)} clips, {len(set(speakers))} speakers, labels {labels}")
-    frames = _raw_frames(items, pipe, progress)
+    frames, kept, skipped = _clip_frames(items, pipe, progress)
+    y, speakers = _keep(kept, labels)
     x = _windows(frames, speakers, _speaker_norms(frames, speakers), pipe)
     model = _fit(x, y, n_classes, hp, seed, va, progress)
     # the uncalibrated fallback: pooled statistics of all training speakers
@@ -701,20 +761,22 @@ def train(data, out, *, layout=None, seed=0, quick=False, progress=True):
         parameters=_param_count(model),
         file="model.onnx", file_sha256=sha256_file(onnx_path), file_size_bytes=onnx_path.stat().st_size,
         training_data=({"name": "EmoDB" if n_spk == 10 else str(Path(data).name),
-                        "description": f"{len(items)} utterances, {n_spk} speakers, from {data}",
+                        "description": f"{len(kept)} utterances, {n_spk} speakers, from {data}"
+                                       + (f" ({len(skipped)} unusable files skipped)" if skipped else ""),
                         "terms": EMODB_TERMS},),
         evaluation=evaluation,
         limits=(
             "Acted German speech from 10 adult speakers (5 f, 5 m), 10 sentences, studio quality: expect much lower "
             "accuracy on spontaneous, other-language, noisy or far-field speech.",
-            "Expects 16 kHz mono; clips are centre-cropped to 4 s and shorter ones padded.",
+            "Features are computed on 16 kHz mono (audio at other rates is resampled with soxr); clips are "
+            "centre-cropped to 4 s and shorter ones padded.",
             "Evaluated with per-speaker calibration (the test speaker's unlabelled clips); uncalibrated use is "
             "less accurate (see the evaluation table).",
             "The valence/arousal output is a probability-weighted lookup of approximate category positions, not a "
             "model of dimensional ratings.",
             "Research weights only (EmoDB terms); not for decisions about people.",
         ),
-        extra={"onnx_max_abs_diff_vs_torch": max_diff, "seed": seed, "quick": bool(quick),
+        extra={"onnx_max_abs_diff_vs_torch": max_diff, "seed": seed, "quick": bool(quick), "skipped": skipped,
                "hyper_parameters": {k: list(v) if isinstance(v, tuple) else v for k, v in hp.items()},
                "train_seconds": round(time.perf_counter() - t_start, 1), "opset_export": "torch.onnx dynamo"},
     )
@@ -774,7 +836,8 @@ def evaluate_model(model, data, *, layout=None, progress=True, out=None):
         raise ParameterError(f"the model's labels {model_labels} and the corpus labels {corpus_labels} share no class")
     kept = [it for it in items if it[1] in shared]
     pipe = model.pipeline
-    frames = _raw_frames(kept, pipe, progress)
+    n_kept = len(kept)
+    frames, kept, skipped = _clip_frames(kept, pipe, progress)
     speakers = [s for _, _, s in kept]
     norms = {s: SpeakerNormalizer.fit([f for f, s2 in zip(frames, speakers) if s2 == s]) for s in set(speakers)}
     x = np.stack([pipe.window(f, norms[s]) for f, s in zip(frames, speakers)])
@@ -788,7 +851,7 @@ def evaluate_model(model, data, *, layout=None, progress=True, out=None):
         "shared_classes": shared,
         "model_only_classes": [lab for lab in model_labels if lab not in shared],
         "corpus_only_classes": [lab for lab in corpus_labels if lab not in shared],
-        "clips_scored": len(kept), "clips_dropped": len(items) - len(kept),
+        "clips_scored": len(kept), "clips_dropped": len(items) - n_kept, "skipped": skipped,
         "note": ("only classes both share count; predictions are the most probable shared class; features "
                  "calibrated per corpus speaker from that speaker's clips (labels unused)"),
     })
