@@ -140,23 +140,23 @@ def onnx_providers(requested=None):
 def _run_onnx_here(path, examples, threads, providers, repeats):
     import onnxruntime as ort
 
+    from affectedge.runtime._session import create_session
+
     baseline = current_rss_mb()
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = int(threads)
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
     provs = onnx_providers(providers)
     try:
-        sess = ort.InferenceSession(str(path), sess_options=opts, providers=provs)
-    except Exception as exc:  # onnxruntime raises its own exception types
-        op = unsupported_op(str(exc))
+        # the runtime's own session factory: the check measures what the device will run
+        sess = create_session(path, backend="onnxruntime", providers=provs, threads=int(threads)).impl
+    except ModelError as exc:
+        cause = exc.__cause__ or exc
+        op = unsupported_op(str(cause))
         if op:
             raise ExportError(
                 f"{Path(path).name}: operator {op} is not supported by runtime onnxruntime {ort.__version__} "
-                f"(providers {provs}); choose another precision or replace the op. ({_first_line(exc)})"
+                f"(providers {provs}); choose another precision or replace the op. ({_first_line(cause)})"
             ) from exc
         raise ModelError(
-            f"onnxruntime {ort.__version__} cannot load {str(path)!r}: {_first_line(exc)}. "
+            f"onnxruntime {ort.__version__} cannot load {str(path)!r}: {_first_line(cause)}. "
             "The file is corrupt, truncated or not an ONNX model; re-export it"
         ) from exc
     names = [i.name for i in sess.get_inputs()]

@@ -230,9 +230,13 @@ def test_report_files(conv_run, models):
 
 @pytest.mark.parametrize("method", ["entropy", "percentile"])
 def test_static_int8_calibration_methods(models, tmp_path, method):
+    # The metric budget is widened: with percentile calibration this tiny net's static int8 misses the default
+    # 0.01 by 2 of 120 validation clips (0.0167 measured with onnxruntime 1.32), and the fallback to dynamic int8
+    # (tested elsewhere) would hide the calibration method under test.
     res = exporters.quantize(source=f"{__name__}:conv_factory", weights=models["conv"], out=tmp_path / "o",
                              calibration=models["cal"], validation=models["val"], precisions="int8",
-                             calibration_method=method, **FAST)
+                             calibration_method=method, budgets=exporters.Budgets(int8_max_metric_drop=0.05),
+                             **FAST)
     (art,) = res.artifacts
     assert f"{method} calibration on 100 examples" in art["scheme"]
     assert res.checks[0].top1_agreement >= 0.97

@@ -66,7 +66,8 @@ def _card_path(ref):
     return p
 
 
-def load(model_id_or_path, *, threads=None, check_file=True, variant=None):
+def load(model_id_or_path, *, threads=None, check_file=True, variant=None, providers=("CPUExecutionProvider",),
+         backend=None):
     """Load a model (zoo id, folder, or .onnx next to its card.json).
 
     ``variant`` picks a second network described on the card under
@@ -85,13 +86,13 @@ def load(model_id_or_path, *, threads=None, check_file=True, variant=None):
                     file_size_bytes=spec.get("file_size_bytes", 0), outputs=spec.get("outputs", c.outputs),
                     parameters=spec.get("parameters", c.parameters))
         model_file = path.parent / c.file
-    elif Path(str(model_id_or_path)).suffix == ".onnx":
+    elif Path(str(model_id_or_path)).suffix in (".onnx", ".tflite"):
         model_file = Path(model_id_or_path)
     if not model_file.is_file():
         raise ModelError(f"model file {str(model_file)!r} named on card {str(path)!r} is missing")
-    if check_file and c.file_sha256 and sha256_file(model_file) != c.file_sha256:
+    if check_file and c.file_sha256 and model_file.name == Path(c.file).name and sha256_file(model_file) != c.file_sha256:
         raise ModelError(
             f"{str(model_file)!r} does not match the sha256 on its card (corrupt or replaced); "
             "re-export it or restore the original"
         )
-    return Model(c, model_file, threads=threads)
+    return Model(c, model_file, threads=threads, providers=providers, backend=backend)

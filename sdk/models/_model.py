@@ -1,8 +1,7 @@
-"""A loaded model: its card, its feature pipeline, and an onnxruntime session."""
+"""A loaded model: its card, its feature pipeline, and a session from the one session factory."""
 
 import numpy as np
 
-from affectedge._optional import require
 from affectedge.errors import ModelError, ParameterError
 
 __all__ = ["Model"]
@@ -23,25 +22,32 @@ class Model:
     manager (``with models.load(...) as m:``).
     """
 
-    def __init__(self, card, path, *, threads=None):
+    def __init__(self, card, path, *, threads=None, providers=("CPUExecutionProvider",), backend=None,
+                 model_asset_buffer=None):
         from affectedge.features import get_pipeline
+        from affectedge.runtime._session import create_session
 
         self.card = card
         self.path = path
         self.pipeline = get_pipeline(card.input["pipeline"], card.input.get("spec", {}))
         card.check_input_spec(self.pipeline.spec, self.pipeline.name)
-        ort = require("onnxruntime", "onnx", "running ONNX models")
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = int(threads)
-            opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise ModelError(f"onnxruntime cannot load {str(path)!r}: {exc}") from exc
-        self.input_names = [i.name for i in self.session.get_inputs()]
-        self.output_names = [o.name for o in self.session.get_outputs()]
+        # the one session factory, shared with the exporters' checks
+        self.session = create_session(model_asset_buffer if model_asset_buffer is not None else path,
+                                      backend=backend, providers=providers, threads=threads)
+        self.input_names = list(self.session.input_names)
+        self.output_names = list(self.session.output_names)
+
+    @property
+    def roles(self):
+        """{role: output name}: "class_probabilities", "valence_arousal", ... as the card declares them."""
+        from affectedge.runtime._tasks import output_roles
+
+        return output_roles(self.card)
+
+    def predict_roles(self, x):
+        """Like :meth:`predict`, keyed by role instead of output name (see :attr:`roles`)."""
+        out = self.predict(x)
+        return {role: out[name] for role, name in self.roles.items() if name in out}
 
     @property
     def labels(self):
@@ -52,7 +58,9 @@ class Model:
 
     # -------------------------------------------------------------- lifetime
     def close(self):
-        """Release the onnxruntime session (idempotent); predicting afterwards raises ModelError."""
+        """Release the session (idempotent); predicting afterwards raises ModelError."""
+        if self.session is not None:
+            self.session.close()
         self.session = None
 
     @property
@@ -75,7 +83,7 @@ class Model:
         """Run a batch of model inputs; returns {output name: array}."""
         session = self._session()
         x = np.asarray(x, dtype=np.float32)
-        want = session.get_inputs()[0].shape
+        want = session.input_shapes[0]
         if x.ndim != len(want):
             raise ParameterError(
                 f"input has shape {x.shape} but model {self.card.id!r} takes {len(want)}-D batches shaped {want}; "
@@ -86,7 +94,7 @@ class Model:
                 raise ParameterError(
                     f"input axis {axis} has size {got} but model {self.card.id!r} expects {exp} (shape {want})"
                 )
-        outs = session.run(None, {self.input_names[0]: np.ascontiguousarray(x)})
+        outs = session.run([np.ascontiguousarray(x)])
         return dict(zip(self.output_names, outs))
 
     @property

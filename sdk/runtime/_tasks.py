@@ -60,8 +60,15 @@ def load_model(options):
 
     if not isinstance(options, ModelOptions):
         options = ModelOptions(options)
+    if options.model_asset_buffer is not None:
+        from affectedge.models import Model
+
+        m = models.load(options.model, check_file=False, variant=options.variant)
+        m.close()
+        return Model(m.card, m.path, threads=options.threads, providers=options.providers,
+                     backend=options.backend, model_asset_buffer=options.model_asset_buffer)
     return models.load(options.model, threads=options.threads, variant=options.variant,
-                       check_file=options.check_file)
+                       check_file=options.check_file, providers=options.providers, backend=options.backend)
 
 
 def _by_role(model, outs):
