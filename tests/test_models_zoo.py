@@ -101,7 +101,7 @@ def test_tampered_or_corrupt_model_is_refused(tiny_model):
     with pytest.raises(ModelError, match=r"does not match the sha256 on its card"):
         models.load(tiny_model)
     path.write_bytes(b"not an onnx file")
-    with pytest.raises(ModelError, match=r"onnxruntime cannot load"):
+    with pytest.raises(ModelError, match=r"onnxruntime [0-9.]* ?cannot load"):
         models.load(tiny_model, check_file=False)
 
 

@@ -461,3 +461,68 @@ def test_playback_board_that_ends_while_the_run_goes_on(tmp_path):
     res = [r for r in recs if r["type"] == "result"]
     assert 5 <= len(res) <= 8  # 4 s windows every 1 s over 10 s
     assert all("mapped" in r["detail"] for r in res if r["status"] == "ok")
+
+
+def _ck_images(n):
+    import cv2
+
+    files = sorted(CKPLUS.glob("*/*.png"))[::53][:n]
+    return [(f, cv2.cvtColor(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE), cv2.COLOR_GRAY2RGB)) for f in files]
+
+
+@pytest.mark.skipif(not CKPLUS.is_dir(), reason="CK+ not in ../shared/data")
+def test_face_task_input_equals_batch_pipeline_and_no_face_is_a_status():
+    pytest.importorskip("mediapipe")
+    from affectedge.features.face import BlendshapeFeatures
+
+    imgs = _ck_images(6)
+    task = runtime.FaceTask(runtime.FaceOptions(independent_frames=True, max_fps=100))
+    try:
+        with BlendshapeFeatures(**task.pipe.spec) as batch:
+            for k, (f, img) in enumerate(imgs):
+                (r,) = task.push(VideoFrame(img, k * 0.5, k, f.name))
+                ref = batch.try_call(img)
+                assert ref is not None, f
+                np.testing.assert_array_equal(task.last_input, ref)
+                assert r.ok and r.model == "face-expression" and r.label in task.model.labels
+                p = task.model.predict(ref[None])[task.model.output_names[0]][0]
+                np.testing.assert_allclose(r.probs, p, rtol=1e-6, atol=1e-7)
+        (r,) = task.push(VideoFrame(np.full((192, 192, 3), 128, np.uint8), 10.0, 99))
+        assert r.status == "no_face" and r.probs is None
+        json.dumps(r.to_dict(), allow_nan=False)
+    finally:
+        task.close()
+    # a stream (VIDEO mode, tracking) on the same pictures upscaled finds the faces too
+    import cv2
+
+    vt = runtime.FaceTask(runtime.FaceOptions(max_fps=100))
+    try:
+        res = [r for k, (_, img) in enumerate(imgs[:3]) for _ in range(3)
+               for r in vt.push(VideoFrame(cv2.resize(img, (192, 192)), (k * 3 + _) * 0.1, k * 3 + _))]
+        assert sum(r.ok for r in res) >= 7
+    finally:
+        vt.close()
+
+
+@needs_emodb
+def test_calibrate_then_predict_with_it_and_devices_json(tmp_path):
+    files = [str(f) for f in sorted(EMODB.glob("08*.wav"))[:8]]
+    out = tmp_path / "me.json"
+    p = _cli("calibrate", "--audio", *files, "--out", str(out), "--json")
+    assert p.returncode == 0, p.stderr
+    info = json.loads(p.stdout)
+    assert info["speech_s"] > 5 and out.is_file()
+    p = _cli("predict", files[0], "--calibration", str(out), "--json")
+    d = json.loads(p.stdout)
+    assert p.returncode == 0 and d["calibrated"] is True and d["status"] == "ok"
+    # silence only: nothing written, an existing file survives
+    import soundfile as sf
+
+    sf.write(tmp_path / "quiet.wav", np.zeros(48000, np.float32), 16000)
+    before = out.read_bytes()
+    p = _cli("calibrate", "--audio", str(tmp_path / "quiet.wav"), "--out", str(out))
+    assert p.returncode == 1 and "no speech" in p.stderr and out.read_bytes() == before
+    p = _cli("devices", "--json")
+    assert p.returncode == 0, p.stderr
+    d = json.loads(p.stdout)
+    assert isinstance(d["audio_inputs"], list) and isinstance(d["cameras"], list)

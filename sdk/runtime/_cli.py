@@ -27,6 +27,7 @@ def add_parsers(sub):
     r.add_argument("--realtime", action="store_true", help="pace files at real time (default when a live "
                                                             "sensor is in the run)")
     r.add_argument("--image-fps", type=float, default=2.0, help="frames per second of an image folder")
+    r.add_argument("--loop-images", action="store_true", help="replay an image folder until the run ends")
     r.add_argument("--status-every", type=float, default=5.0, help="seconds between status records")
     r.add_argument("--quiet", action="store_true", help="no live view on stderr")
 
@@ -85,6 +86,7 @@ class LiveView:
     def __init__(self, stream=sys.stderr):
         self.stream = stream
         self.latest = {}
+        self.ends = {}
         self.tty = hasattr(stream, "isatty") and stream.isatty()
         self._last_line_s = -1.0
 
@@ -99,8 +101,10 @@ class LiveView:
         if not self.tty and t - self._last_line_s < 1.0:
             return
         self._last_line_s = t
-        line = f"[{t:6.1f} s] " + " | ".join(f"{m}: {self.latest[m]}" for m in ("speech", "face", "eeg", "fused")
-                                             if m in self.latest)
+        self.ends[r.modality] = t
+        line = f"[{t:6.1f} s] " + " | ".join(
+            f"{m}: {self.latest[m]}" + (" (stale)" if t - self.ends[m] > 5.0 else "")
+            for m in ("speech", "face", "eeg", "fused") if m in self.latest)
         if self.tty:
             self.stream.write("\r" + line[:160].ljust(160))
         else:
@@ -133,11 +137,13 @@ def build_runtime(args, *, jsonl, on_result=None, live_view=None):
             lanes["audio"] = (src, task)
         if args.face:
             kw = {"realtime": realtime} if not _is_live_video(args.face) else {}
-            if Path(args.face).is_dir():
+            folder = Path(args.face).is_dir()
+            if folder:
                 kw["fps"] = args.image_fps
+                kw["loop"] = bool(getattr(args, "loop_images", False))
             src = sensors.open_video(args.face, clock=clock, **kw)
             opened.append(src)
-            lanes["video"] = (src, runtime.FaceTask())
+            lanes["video"] = (src, runtime.FaceTask(runtime.FaceOptions(independent_frames=folder)))
         if args.eeg:
             kw = {"realtime": realtime} if args.eeg.endswith(".csv") else {}
             src = sensors.open_eeg(args.eeg, clock=clock, **kw)

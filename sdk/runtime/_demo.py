@@ -82,7 +82,8 @@ def _face_folder(data, work):
         if len(files) > k:
             used[cls] = k + 1
             shutil.copy(files[k * 7 % len(files)], folder / f"{i:02d}_{cls}.png")
-    return folder, f"{sum(used.values())} CK+ images ({', '.join(dict.fromkeys(FACE_CLASSES))}), 1 frame/s"
+    return folder, (f"{sum(used.values())} CK+ images ({', '.join(dict.fromkeys(FACE_CLASSES))}), one a second, "
+                    "repeated")
 
 
 def run_demo(data=None, *, duration_s=None, out=None):
@@ -108,7 +109,7 @@ def run_demo(data=None, *, duration_s=None, out=None):
         print(f"  running {dur:.0f} s; results -> {out}  (Ctrl-C stops cleanly)")
         args = SimpleNamespace(audio=str(wav), face=str(faces) if faces else None, eeg="synthetic",
                                calibration=None, no_online_calibration=False, duration=dur, realtime=True,
-                               image_fps=1.0, status_every=10.0, quiet=False)
+                               image_fps=1.0, loop_images=True, status_every=10.0, quiet=False)
         view = LiveView(stream=sys.stdout)
         rt = build_runtime(args, jsonl=str(out), live_view=view)
         summary = rt.run()

@@ -136,12 +136,16 @@ class FaceOptions:
 
     ``max_fps``: frames processed per second at most (others are skipped and
     counted); ``smoothing_frames``: per-frame probabilities averaged over the
-    last N processed frames with a face.
+    last N processed frames with a face. ``independent_frames``: the frames
+    are separate pictures (an image folder), not one stream: MediaPipe runs
+    in IMAGE mode (no tracking from one face to the next) and there is no
+    smoothing; a camera or video uses VIDEO mode with tracking.
     """
 
     model: ModelOptions = field(default_factory=lambda: ModelOptions("face-expression"))
     max_fps: float = 10.0
     smoothing_frames: int = 3
+    independent_frames: bool = False
     running_mode: RunningMode = RunningMode.CLIPS
     result_callback: object = None
 

@@ -316,10 +316,11 @@ class FaceTask(_Task):
             raise ParameterError(f"FaceTask needs a face-blendshapes model; {self.model.card.id!r} uses "
                                  f"{self.pipe.name!r}")
         self.pipe.close()
-        self.pipe.mode = "video"
+        self.independent = bool(self.options.independent_frames)
+        self.pipe.mode = "image" if self.independent else "video"
         self._last_t = None
         self._last_ts_ms = -1
-        self._recent = collections.deque(maxlen=self.options.smoothing_frames)
+        self._recent = collections.deque(maxlen=1 if self.independent else self.options.smoothing_frames)
         self.skipped = 0
         self.frames_seen = 0
         self.timing_ms = collections.defaultdict(list)
@@ -340,7 +341,7 @@ class FaceTask(_Task):
         self._last_ts_ms = ts
         t0 = time.perf_counter()
         ex = self.pipe.extractor()
-        r = ex.extract(image, ts)
+        r = ex.extract(image) if self.independent else ex.extract(image, ts)
         t1 = time.perf_counter()
         if r is None:
             self._recent.clear()
@@ -365,7 +366,8 @@ class FaceTask(_Task):
         return AffectResult(start_ms, end_ms, "face", labels=tuple(self.model.labels), probs=tuple(p.tolist()),
                             valence=v, arousal=a, confidence=entropy_confidence(p), status="ok", calibrated=False,
                             model=self.model.card.id, latency_ms=lat,
-                            detail=f"mean of the last {len(self._recent)} frame(s); valence/arousal from categories")
+                            detail=("one picture" if self.independent else f"mean of the last {len(self._recent)} "
+                                    "frame(s)") + "; valence/arousal from categories")
 
     def classify_image(self, image):
         """One result for a still image (IMAGE mode)."""
