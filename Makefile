@@ -1,8 +1,8 @@
 # affectedge developer entry points.
 #
-#   make demo     create .venv, install affectedge (core deps), run the demo
+#   make demo     create .venv, install affectedge (+onnx, eeg, face), run the live demo (~30 s)
 #   make test     same set-up plus the [dev] extra, run the whole test suite
-#   make bench    kernel benchmarks against librosa / SciPy / NumPy anchors
+#   make bench    kernel benchmarks against librosa / SciPy / NumPy anchors, then the live-pipeline benchmark
 #   make models   retrain, evaluate and re-export every zoo model from ../shared/data
 #   make warmup   compile and cache every Numba kernel
 #   make clean    remove .venv, build outputs and caches
@@ -70,6 +70,7 @@ test: $(STAMP_DEV)
 
 bench: $(STAMP_DEV)
 	$(BIN)/python bench/kernels.py
+	$(BIN)/python bench/pipeline.py
 
 $(STAMP_TRAIN): $(PKG_META) $(STAMP_CORE)
 	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[train]'

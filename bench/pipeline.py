@@ -18,6 +18,8 @@ not share caches or allocations):
    fps) paced at real time for ``--seconds``: process CPU (% of one core),
    peak RSS (target <= 200 MB with speech + EEG), and dropped blocks (target 0).
    Anchor: the same sources read with no task running (capture cost alone).
+   ``--device-python`` runs these under a device-like install: in the dev
+   venv numba's rocket-fft extension also imports scipy (about 28 MB more).
 
 Ratios are ours / anchor (below 1 = faster or leaner than the anchor).
 """
@@ -205,7 +207,7 @@ def realtime_child(seconds, with_face, tasks, wav, video):
                       "results_dropped": summary["results_dropped"], "errors": summary["errors"]}))
 
 
-def bench_realtime(seconds):
+def bench_realtime(seconds, python=sys.executable):
     import soundfile as sf
 
     tmp = Path(tempfile.mkdtemp(prefix="affectedge-bench-"))
@@ -217,7 +219,7 @@ def bench_realtime(seconds):
     out = {}
     for name, face, tasks in (("speech+eeg", False, True), ("speech+eeg capture only", False, False),
                               ("all three", True, True), ("all three capture only", True, False)):
-        p = subprocess.run([sys.executable, __file__, "--child", str(seconds), str(int(face)), str(int(tasks)),
+        p = subprocess.run([python, __file__, "--child", str(seconds), str(int(face)), str(int(tasks)),
                             str(wav), str(video)], capture_output=True, text=True, timeout=seconds * 4 + 120)
         line = [x for x in p.stdout.splitlines() if x.startswith("{")]
         if p.returncode or not line:
@@ -230,12 +232,16 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=20.0, help="seconds per real-time run")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--device-python", default=sys.executable,
+                    help="interpreter of a device-like install for the real-time runs (e.g. a venv with only "
+                         "'.[onnx,eeg]': without scipy, which numba's rocket-fft extension imports when present)")
     ap.add_argument("--child", nargs=5, default=None, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.child:
         s, face, tasks, wav, video = a.child
         return realtime_child(float(s), face == "1", tasks == "1", wav, video)
-    res = {"speech": bench_speech(60), "eeg": bench_eeg(60), "face": bench_face(), "realtime": bench_realtime(a.seconds)}
+    res = {"speech": bench_speech(60), "eeg": bench_eeg(60), "face": bench_face(),
+           "realtime": bench_realtime(a.seconds, a.device_python)}
     s, e, f, rt = res["speech"], res["eeg"], res["face"], res["realtime"]
     print("latency (end of window -> result)")
     print(f"  speech  p50 {s['p50_ms']:6.2f} ms  p95 {s['p95_ms']:6.2f} ms  ({s['windows']} windows; features p50 "
@@ -247,7 +253,8 @@ def main(argv=None):
     print(f"face per frame (192x192, VIDEO mode): {f['per_frame_p50_ms']:.2f} ms p50 = landmarks "
           f"{f.get('landmarks_p50_ms', float('nan')):.2f} + features {f.get('features_p50_ms', float('nan')):.3f} + "
           f"model {f.get('model_p50_ms', float('nan')):.3f} ms (MediaPipe {100 * f['mediapipe_share']:.0f} %)")
-    print(f"real time ({a.seconds:g} s per run, files paced + BrainFlow synthetic board)")
+    print(f"real time ({a.seconds:g} s per run, files paced + BrainFlow synthetic board; interpreter "
+          f"{a.device_python})")
     for name in ("speech+eeg", "all three"):
         r, c = rt[name], rt[name + " capture only"]
         drops = sum(r["dropped"].values())

@@ -57,6 +57,13 @@ class ModelCard:
     # ----------------------------------------------------------- serialising
     def to_dict(self):
         d = asdict(self)
+        if isinstance(d.get("extra"), dict) and "output_roles" not in d["extra"]:
+            # which output is what, so that callers never index output names (affectedge.runtime.output_roles)
+            from affectedge.runtime._tasks import output_roles
+
+            roles = output_roles(self)
+            if roles:
+                d["extra"] = {**d["extra"], "output_roles": roles}
         d["labels"] = list(self.labels)
         d["training_data"] = list(self.training_data)
         d["limits"] = list(self.limits)
