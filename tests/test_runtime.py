@@ -526,3 +526,29 @@ def test_calibrate_then_predict_with_it_and_devices_json(tmp_path):
     assert p.returncode == 0, p.stderr
     d = json.loads(p.stdout)
     assert isinstance(d["audio_inputs"], list) and isinstance(d["cameras"], list)
+
+
+def test_eeg_session_calibration_maps_deap_features_onto_the_training_scale():
+    """Raw-window DE (~2 nats) is not the precomputed DEAP scale (~4.7): the session's statistics are mapped."""
+    from affectedge.io import read_eeg_csv
+
+    rec = read_eeg_csv(DEAP_CSV, sample_rate_hz=128.0)
+    x = rec.data[:, : 128 * 30]
+    task = runtime.EEGTask(runtime.EEGOptions(calibration_min_s=10.0))
+    res = []
+
+    for i in range(0, x.shape[1], 128):
+        out = task.push(EEGBlock(x[:, i:i + 128], 128.0, tuple(rec.channel_names), i / 128, i // 128))
+        res += out
+    flags = [r.calibrated for r in res]
+    assert flags[0] is False and flags[-1] is True and all(r.ok for r in res)
+    assert "session calibration" in res[0].detail
+    train_mean = np.asarray(task.model.card.extra["input_stats"]["mean"])
+    raw_mean = float(task.last_input.mean())
+    assert raw_mean < train_mean.mean() - 1.0  # the raw-window scale really differs
+    assert all(-1 <= r.valence <= 1 for r in res)
+    # the Muse model has no input_stats: never "calibrated", never mapped
+    names = ("TP9", "AF7", "AF8", "TP10")
+    muse = runtime.EEGTask()
+    muse.push(EEGBlock(10 * np.random.default_rng(0).standard_normal((4, 256 * 5)), 256.0, names, 0.0, 0))
+    assert muse._cal is None

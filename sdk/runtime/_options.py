@@ -164,16 +164,24 @@ class EEGOptions:
     model when TP9/AF7/AF8/TP10 are present (or, with ``map_channels``, on
     the first four EEG channels, flagged in every result), the DEAP
     valence/arousal model when the 32 DEAP electrodes are present.
+    ``session_calibration``: for a model whose card carries its training
+    inputs' statistics (``extra.input_stats``: the DEAP model, trained on
+    precomputed features of another scale), the session's own running feature
+    statistics are mapped onto them once ``calibration_min_s`` of windows are
+    in (moment matching; results say ``calibrated``).
     """
 
     model: ModelOptions = None
     hop_ms: float = 1000.0
     map_channels: bool = True
+    session_calibration: bool = True
+    calibration_min_s: float = 30.0
     running_mode: RunningMode = RunningMode.CLIPS
     result_callback: object = None
 
     def __post_init__(self):
         _positive(self.hop_ms, "EEGOptions.hop_ms")
+        _positive(self.calibration_min_s, "EEGOptions.calibration_min_s")
         object.__setattr__(self, "running_mode", _mode(self.running_mode))
         _check_stream(self, "EEGOptions")
 

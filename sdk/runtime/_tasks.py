@@ -470,6 +470,15 @@ class EEGTask(_Task):
         self._t0_ms = block.t_start_s * 1e3
         self._seen = 0
         names = [block.channel_names[i] for i in self.idx]
+        self._cal = None
+        stats = (self.model.card.extra or {}).get("input_stats") if isinstance(self.model.card.extra, dict) else None
+        if o.session_calibration and stats:
+            from ._calibration import OnlineCalibration
+
+            self._train_mean = np.asarray(stats["mean"], dtype=np.float64)
+            self._train_std = np.asarray(stats["std"], dtype=np.float64)
+            self._cal = OnlineCalibration(int(self._train_mean.size), frame_s=self.hop_s,
+                                          min_speech_s=o.calibration_min_s, model=self.model.card.id)
         # load compiled kernels and run the model once, so that the first window is not slowed
         probe = np.random.default_rng(0).standard_normal((len(self.idx), self.win))
         self.model.predict(self.pipe(probe)[None])
@@ -548,6 +557,19 @@ class EEGTask(_Task):
         if not np.all(np.isfinite(x)):
             return AffectResult(start_ms, end_ms, "eeg", status="nonfinite", model=mid,
                                 detail="features are not finite")
+        calibrated, note = False, self.channel_note
+        if self._cal is not None:
+            self._cal.update(x.reshape(1, -1))
+            if self._cal.ready:
+                mean, std = self._cal.mean_std()
+                z = (x.reshape(-1) - mean) / std
+                x = (z * self._train_std.reshape(-1) + self._train_mean.reshape(-1)).reshape(x.shape)
+                x = x.astype(np.float32)
+                calibrated = True
+            else:
+                note = "; ".join(n for n in (note, f"session calibration after {self._cal.min_speech_s:g} s "
+                                             f"({self._cal.speech_s:.0f} s in): features not yet on the "
+                                             "training scale") if n)
         res = _predict(self.model, x)
         p = np.asarray(res["class_probabilities"], dtype=np.float64)
         if not np.all(np.isfinite(p)):
@@ -560,8 +582,8 @@ class EEGTask(_Task):
         self.latencies_ms.append(lat)
         self.timing_ms["total"].append((time.perf_counter() - t0) * 1e3)
         return AffectResult(start_ms, end_ms, "eeg", labels=tuple(self.model.labels), probs=tuple(p.tolist()),
-                            valence=v, arousal=a_, confidence=entropy_confidence(p), status="ok", calibrated=False,
-                            model=mid, latency_ms=lat, detail=self.channel_note)
+                            valence=v, arousal=a_, confidence=entropy_confidence(p), status="ok",
+                            calibrated=calibrated, model=mid, latency_ms=lat, detail=note)
 
     def close(self):
         super().close()

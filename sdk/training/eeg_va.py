@@ -511,8 +511,16 @@ def train(data, out, *, layout=None, seed=0, quick=False, progress=True):
         extra={"hyperparameters": hp, "regions": {k: list(v) for k, v in REGIONS.items()}, "seed": seed,
                "graph": "Gaussian distance adjacency of deap32 10-20 positions (threshold 0.5), "
                         "scaled Laplacian with lambda_max=2, Chebyshev K=3",
-               "train_wall_s": round(time.perf_counter() - t0, 1)})
+               "train_wall_s": round(time.perf_counter() - t0, 1), "input_stats": input_stats(x)})
     return card
+
+
+def input_stats(x):
+    """Per-(electrode, band) mean and std of the training inputs: the target of on-device session calibration."""
+    x = np.asarray(x, dtype=np.float64)
+    return {"mean": np.round(x.mean(0), 6).tolist(), "std": np.round(x.std(0) + 1e-6, 6).tolist(),
+            "n": int(x.shape[0]),
+            "use": "runtime.EEGTask maps a session's running feature statistics onto these (moment matching)"}
 
 
 def load_features(data, *, layout=None, limit=None, seed=0):
