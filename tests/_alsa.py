@@ -183,7 +183,25 @@ def _probe(a):
     return out
 
 
+def _runtime(a):
+    """``affectedge run --audio mic:DEVICE`` end to end while the FIFO holds a known recording."""
+    import fcntl
+
+    from affectedge._cli import main
+
+    raw = Path(a["raw"]).read_bytes()
+    fd = os.open(a["fifo"], os.O_RDWR)
+    fcntl.fcntl(fd, F_SETPIPE_SZ, 1 << 20)
+    os.write(fd, raw)
+    try:
+        rc = main(["run", "--audio", f"mic:{a['device']}", "--duration", str(a["duration"]), "--out", a["out"],
+                   "--quiet", "--no-online-calibration"])
+    finally:
+        os.close(fd)
+    return {"rc": rc}
+
+
 if __name__ == "__main__":
     mode, args = sys.argv[1], json.loads(sys.argv[2])
-    result = {"record": _record, "probe": _probe}[mode](args)
+    result = {"record": _record, "probe": _probe, "runtime": _runtime}[mode](args)
     print(json.dumps(result))

@@ -23,6 +23,7 @@ Measured (EmoDB 03a01Wa.wav, 16 kHz, 30045 samples):
   takes off twice); with fmax=7000 max |diff| 0.37. Tolerances: 6, 0.03, 1.0.
 """
 
+import json
 import os
 import sys
 import threading
@@ -743,3 +744,32 @@ def test_alsa_slow_consumer_queue_bounded(alsa_probe):
     assert r["rss_growth_kb"] < 20_000  # an unbounded queue would hold ~100 MB after 1 s of this device
     assert r["gaps"][0] > 0 and r["stats_after"]["gaps"]
     assert r["stats_after"]["reconnects"] == 0
+
+
+def test_affectedge_run_from_the_microphone_matches_the_file(alsa_files, speech):
+    """``affectedge run --audio mic`` through a real PortAudio stack: its speech results are the file's."""
+    d, raw16, _ = alsa_files
+    home = d / "home_run"
+    fifo = d / "fifo_run"
+    if not fifo.exists():
+        os.mkfifo(fifo)
+    _alsa.write_asoundrc(home, {"affectedge_test": (fifo, None)}, raw16)
+    out = d / "run.jsonl"
+    res = _alsa.run(home, "runtime", {"raw": str(raw16), "fifo": str(fifo), "device": "affectedge_test",
+                                      "duration": 4.0, "out": str(out)}, timeout=120)
+    assert res["rc"] == 0
+    recs = [json.loads(x) for x in out.read_text().splitlines()]
+    got = [r for r in recs if r["type"] == "result" and r["modality"] == "speech" and r["status"] == "ok"]
+    # the same samples through the task directly, in the same 100 ms blocks
+    from affectedge import runtime
+    from affectedge.sensors import AudioBlock
+
+    y = np.round(np.clip(speech, -1, 32767 / 32768) * 32768).astype(np.int16).astype(np.float32) / 32768
+    task = runtime.SpeechTask(runtime.SpeechOptions(online_calibration=False))
+    want = [r for i in range(0, len(y), 1600) for r in task.push(AudioBlock(y[i:i + 1600], 16000, i / 16000, 0))]
+    assert len(want) >= 1 and len(got) >= len(want)
+    for g, w in zip(got, want):
+        assert g["label"] == w.label
+        np.testing.assert_allclose(g["probs"], w.probs, atol=2e-4)  # JSONL rounds to 4 decimals
+    st = [r for r in recs if r["type"] == "status" and r["modality"] == "speech"][-1]
+    assert st["source"].startswith("mic:") and st["overflows"] == 0
