@@ -552,3 +552,33 @@ def test_eeg_session_calibration_maps_deap_features_onto_the_training_scale():
     muse = runtime.EEGTask()
     muse.push(EEGBlock(10 * np.random.default_rng(0).standard_normal((4, 256 * 5)), 256.0, names, 0.0, 0))
     assert muse._cal is None
+
+
+def test_a_raising_callback_never_stops_delivery_and_the_live_view_prints():
+    import io
+
+    from affectedge.runtime._cli import LiveView
+
+    rng = np.random.default_rng(5)
+    fs = 256.0
+    names = ("TP9", "AF7", "AF8", "TP10")
+    x = 10 * rng.standard_normal((4, int(8 * fs)))
+    pk = [EEGBlock(x[:, i:i + 64], fs, names, i / fs, k) for k, i in enumerate(range(0, x.shape[1], 64))]
+    seen = []
+
+    def bad(rec):
+        seen.append(rec)
+        raise RuntimeError("app bug")
+
+    rt = runtime.Runtime(eeg=(_ListSource(pk), runtime.EEGTask()), on_result=bad)
+    summary = rt.run()
+    assert summary["callback_errors"] == len(seen) - 1 and summary["results"]["eeg"] == 5  # windows at 4..8 s
+    assert seen[-1]["type"] == "summary"
+    # the text view (not a terminal) with modalities arriving in any order
+    buf = io.StringIO()
+    view = LiveView(stream=buf)
+    sp = ("anger", "boredom", "disgust", "fear", "happiness", "neutral", "sadness")
+    for end, mod in ((1000, "speech"), (1500, "face"), (2100, "eeg"), (9000, "speech")):
+        view(_r(mod, sp, (0.4, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1), end))
+    text = buf.getvalue()
+    assert "speech: anger 0.40" in text and "(stale)" in text

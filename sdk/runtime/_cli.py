@@ -98,10 +98,10 @@ class LiveView:
             txt += " cal" if r.calibrated else " uncal"
         self.latest[r.modality] = txt
         t = r.end_ms / 1e3
+        self.ends[r.modality] = t
         if not self.tty and t - self._last_line_s < 1.0:
             return
         self._last_line_s = t
-        self.ends[r.modality] = t
         line = f"[{t:6.1f} s] " + " | ".join(
             f"{m}: {self.latest[m]}" + (" (stale)" if t - self.ends[m] > 5.0 else "")
             for m in ("speech", "face", "eeg", "fused") if m in self.latest)

@@ -116,6 +116,9 @@ class Runtime:
         self._threads = []
         self._delivery = None
         self.summary = None
+        self.callback_errors = 0
+        self._callback_msgs = set()
+        self.delivery_error = ""
 
     # control ---------------------------------------------------------------
     def stop(self, reason="stop"):
@@ -181,12 +184,27 @@ class Runtime:
                 self.results_q.put(r)
         lane.idle.set()
 
+    def _call_user(self, fn, arg):
+        """A user callback that raises is reported (once per kind of error) and never stops delivery."""
+        try:
+            fn(arg)
+        except Exception as exc:
+            self.callback_errors += 1
+            msg = f"{type(exc).__name__}: {exc}"
+            if msg not in self._callback_msgs:
+                self._callback_msgs.add(msg)
+                import sys
+                import traceback
+
+                print(f"affectedge: a result callback raised (delivery goes on): {msg}", file=sys.stderr)
+                traceback.print_exc(limit=3, file=sys.stderr)
+
     def _emit(self, rec):
         self.records += 1
         if self.writer is not None:
             self.writer.write(rec)
         if self.on_result is not None:
-            self.on_result(rec)
+            self._call_user(self.on_result, rec)
         if self.iter_q is not None:
             self.iter_q.put(rec)
 
@@ -218,7 +236,7 @@ class Runtime:
                     self.label_counts[r.modality][r.label] += 1
                 self._emit(r.to_dict())
                 if self.live_view is not None:
-                    self.live_view(r)
+                    self._call_user(self.live_view, r)
                 for ev in self.events.push(r):
                     self._emit(ev.to_dict())
                 last_end = max(last_end, r.end_ms)
@@ -231,7 +249,7 @@ class Runtime:
                     self.label_counts["fused"][fr.label] += 1
                 self._emit(fr.to_dict())
                 if self.live_view is not None:
-                    self.live_view(fr)
+                    self._call_user(self.live_view, fr)
                 for ev in self.events.push(fr):
                     self._emit(ev.to_dict())
                 next_fuse += hop_s
@@ -241,6 +259,16 @@ class Runtime:
                 next_status += self.status_every_s
             if r is None and all(l.idle.is_set() for l in self.lanes) and not len(self.results_q):
                 break
+
+    def _deliver_guarded(self):
+        try:
+            self._deliver_loop()
+        except Exception as exc:  # a bug here must show in the summary, not end the run silently
+            import traceback
+
+            self.delivery_error = f"{type(exc).__name__}: {exc}"
+            traceback.print_exc()
+            self.stop("error")
 
     def _live(self):
         return any(getattr(l.source, "realtime", True) for l in self.lanes)
@@ -261,7 +289,7 @@ class Runtime:
                                      daemon=True)
                 t.start()
                 self._threads.append(t)
-        self._delivery = threading.Thread(target=self._deliver_loop, name="affectedge-delivery", daemon=True)
+        self._delivery = threading.Thread(target=self._deliver_guarded, name="affectedge-delivery", daemon=True)
         self._delivery.start()
         return self
 
@@ -325,8 +353,9 @@ class Runtime:
             "summary", duration_ms=round(self.clock.now_s() * 1e3, 1), results=dict(self.counts),
             label_share=share, events=len(self.events.closed),
             dropped={l.modality: l.queue.dropped + l.source.stats.dropped for l in self.lanes},
-            results_dropped=self.results_q.dropped, stopped_by=self.stopped_by,
-            errors={l.modality: l.error for l in self.lanes if l.error})
+            results_dropped=self.results_q.dropped, stopped_by=self.stopped_by, callback_errors=self.callback_errors,
+            errors={**{l.modality: l.error for l in self.lanes if l.error},
+                    **({"delivery": self.delivery_error} if self.delivery_error else {})})
         self._emit(self.summary)
         self.close()
         return self.summary
