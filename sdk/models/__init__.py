@@ -67,10 +67,13 @@ def _card_path(ref):
 
 
 def load(model_id_or_path, *, threads=None, check_file=True, variant=None, providers=("CPUExecutionProvider",),
-         backend=None):
+         backend=None, profile=None):
     """Load a model (zoo id, folder, or .onnx next to its card.json).
 
-    ``variant`` picks a second network described on the card under
+    ``profile`` (a device profile name, a Profile, or "auto") picks the runtime,
+    provider or delegate, threads and artifact precision in the profile's order
+    (see :func:`affectedge.runtime._backend.choose_backend`; the choice is
+    ``model.backend_choice``). ``variant`` picks a second network described on the card under
     ``extra[variant]`` (e.g. ``"temporal"``: the face GRU over frame
     sequences, input (batch, time, features) from the same pipeline).
     """
@@ -95,4 +98,14 @@ def load(model_id_or_path, *, threads=None, check_file=True, variant=None, provi
             f"{str(model_file)!r} does not match the sha256 on its card (corrupt or replaced); "
             "re-export it or restore the original"
         )
-    return Model(c, model_file, threads=threads, providers=providers, backend=backend)
+    choice = None
+    if profile is not None and variant is None and Path(str(model_id_or_path)).suffix not in (".onnx", ".tflite"):
+        # a device profile picks the runtime, provider/delegate, threads and artifact (runtime._backend)
+        from affectedge.runtime._backend import choose_backend
+
+        choice = choose_backend(c, path.parent, profile)
+        model_file, backend, providers = Path(choice.artifact), choice.backend, choice.providers
+        threads = threads if threads is not None else choice.threads
+    m = Model(c, model_file, threads=threads, providers=providers, backend=backend)
+    m.backend_choice = choice
+    return m

@@ -34,6 +34,7 @@ class Model:
         # the one session factory, shared with the exporters' checks
         self.session = create_session(model_asset_buffer if model_asset_buffer is not None else path,
                                       backend=backend, providers=providers, threads=threads)
+        self.backend_choice = None  # set by models.load(..., profile=...)
         self.input_names = list(self.session.input_names)
         self.output_names = list(self.session.output_names)
 

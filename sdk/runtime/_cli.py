@@ -30,6 +30,8 @@ def add_parsers(sub):
     r.add_argument("--loop-images", action="store_true", help="replay an image folder until the run ends")
     r.add_argument("--status-every", type=float, default=5.0, help="seconds between status records")
     r.add_argument("--quiet", action="store_true", help="no live view on stderr")
+    r.add_argument("--profile", default=None, help="device profile NAME or 'auto' (detected): runtime, provider, "
+                                                   "threads, artifacts and capture defaults")
 
     p = sub.add_parser("predict", help="classify one recording (audio or EEG .csv) or one image")
     p.add_argument("input", help="audio file, image, or EEG .csv")
@@ -59,11 +61,12 @@ def _mic_device(spec):
     return dev
 
 
-def audio_source(spec, clock, *, realtime):
+def audio_source(spec, clock, *, realtime, profile=None):
     from affectedge import sensors
 
     if spec == "mic" or spec.startswith("mic:"):
-        return sensors.MicrophoneSource(_mic_device(spec), target_rate_hz=16000, clock=clock), True
+        kw = {"block_ms": profile.capture.audio_buffer_ms} if profile is not None else {}
+        return sensors.MicrophoneSource(_mic_device(spec), target_rate_hz=16000, clock=clock, **kw), True
     p = Path(spec)
     if not p.is_file():
         raise ParameterError(f"--audio {spec!r} is neither 'mic[:NAME]' nor an existing audio file; pass a "
@@ -125,30 +128,43 @@ def build_runtime(args, *, jsonl, on_result=None, live_view=None):
     live = (args.audio and (args.audio == "mic" or args.audio.startswith("mic:"))) or \
         (args.face and _is_live_video(args.face)) or (args.eeg and _is_live_eeg(args.eeg))
     realtime = bool(args.realtime or live)
+    profile = None
+    if getattr(args, "profile", None):
+        from ._backend import resolve_profile
+
+        profile = resolve_profile(args.profile)
+
+    def mopt(model_id):  # with a profile, its thread count and artifact choice apply
+        return runtime.ModelOptions(model_id, profile=profile, threads=None) if profile else runtime.ModelOptions(model_id)
+
     clock = sensors.Clock()
     lanes = {}
     opened = []
     try:
         if args.audio:
-            src, _ = audio_source(args.audio, clock, realtime=realtime)
+            src, _ = audio_source(args.audio, clock, realtime=realtime, profile=profile)
             opened.append(src)
-            task = runtime.SpeechTask(runtime.SpeechOptions(calibration=args.calibration,
+            task = runtime.SpeechTask(runtime.SpeechOptions(mopt("speech-emotion"), calibration=args.calibration,
                                                             online_calibration=not args.no_online_calibration))
             lanes["audio"] = (src, task)
         if args.face:
             kw = {"realtime": realtime} if not _is_live_video(args.face) else {}
+            if profile is not None and _is_live_video(args.face):
+                c = profile.capture
+                kw.update(width=c.camera_width, height=c.camera_height, fps=c.camera_fps)
             folder = Path(args.face).is_dir()
             if folder:
                 kw["fps"] = args.image_fps
                 kw["loop"] = bool(getattr(args, "loop_images", False))
             src = sensors.open_video(args.face, clock=clock, **kw)
             opened.append(src)
-            lanes["video"] = (src, runtime.FaceTask(runtime.FaceOptions(independent_frames=folder)))
+            lanes["video"] = (src, runtime.FaceTask(runtime.FaceOptions(mopt("face-expression"),
+                                                                        independent_frames=folder)))
         if args.eeg:
             kw = {"realtime": realtime} if args.eeg.endswith(".csv") else {}
             src = sensors.open_eeg(args.eeg, clock=clock, **kw)
             opened.append(src)
-            lanes["eeg"] = (src, runtime.EEGTask())
+            lanes["eeg"] = (src, runtime.EEGTask(runtime.EEGOptions(profile=profile)))
         for src in opened:
             src.open()  # fail fast: a missing camera or board is reported before anything runs
     except BaseException:

@@ -67,7 +67,9 @@ class ModelOptions:
     (absent ones are skipped, CPU is always last); ``threads``: intra-op threads,
     1 by default (the zoo's models are small: a second thread costs more in
     hand-over than it saves, and leaves no core to capture; None = the
-    runtime's default); ``variant``: a second network on the card.
+    runtime's default); ``variant``: a second network on the card; ``profile``:
+    a device profile (name, Profile or "auto") that picks runtime, provider or
+    delegate, threads and artifact (explicit ``threads`` still win).
     """
 
     model: object = None
@@ -77,6 +79,7 @@ class ModelOptions:
     threads: int = 1
     variant: str = None
     check_file: bool = True
+    profile: object = None
 
     def __post_init__(self):
         if self.model is None:
@@ -176,6 +179,7 @@ class EEGOptions:
     map_channels: bool = True
     session_calibration: bool = True
     calibration_min_s: float = 30.0
+    profile: object = None  # device profile for the automatically chosen model (see ModelOptions.profile)
     running_mode: RunningMode = RunningMode.CLIPS
     result_callback: object = None
 

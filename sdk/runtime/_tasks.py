@@ -68,7 +68,8 @@ def load_model(options):
         return Model(m.card, m.path, threads=options.threads, providers=options.providers,
                      backend=options.backend, model_asset_buffer=options.model_asset_buffer)
     return models.load(options.model, threads=options.threads, variant=options.variant,
-                       check_file=options.check_file, providers=options.providers, backend=options.backend)
+                       check_file=options.check_file, providers=options.providers, backend=options.backend,
+                       profile=options.profile)
 
 
 def _by_role(model, outs):
@@ -440,6 +441,10 @@ class EEGTask(_Task):
         o = self.options
         if self.model is None:
             mo, self.idx, self.mapped = choose_eeg_model(block.channel_names, o)
+            if o.profile is not None and mo.profile is None:
+                import dataclasses
+
+                mo = dataclasses.replace(mo, profile=o.profile, threads=None)
             self.model = load_model(mo)
         else:
             self.idx, self.mapped = self._indices_for(block.channel_names)
