@@ -30,7 +30,6 @@ __all__ = [
     "ExportOptions",
     "Int8Scheme",
     "OutOfBudgetError",
-    "PROFILE_THREADS",
     "Precision",
     "QuantizeOptions",
     "QuantizeResult",
@@ -42,7 +41,6 @@ __all__ = [
 ]
 
 _WHERE = {
-    "PROFILE_THREADS": "_options",
     "Budgets": "_options",
     "CalibrationMethod": "_options",
     "ExportOptions": "_options",

@@ -14,7 +14,6 @@ from pathlib import Path
 from affectedge.errors import ParameterError
 
 __all__ = [
-    "PROFILE_THREADS",
     "Budgets",
     "CalibrationMethod",
     "ExportOptions",
@@ -58,14 +57,6 @@ class Int8Scheme(str, enum.Enum):
     DYNAMIC = "dynamic"
 
 
-# Provisional: thread counts per device class until the device-profile issue
-# lands (affectedge.device_profiles). Big cores only on mobile.
-PROFILE_THREADS = {
-    "desktop": 4,
-    "raspberry-pi": 4,
-    "jetson": 6,
-    "mobile": 2,
-}
 
 
 def _enum_tuple(values, enum_cls, name):
@@ -149,8 +140,8 @@ class QuantizeOptions:
     ``calibration`` / ``validation``: a dataset folder (read with the model
     card's feature pipeline) or an ``.npz`` with ``x`` (or one array per input
     name) and optional labels ``y``. ``threads``: inference threads for the
-    checks (default: the profile's, else 1). ``profile``: a device class from
-    :data:`PROFILE_THREADS` (provisional). ``out``: output folder, written
+    checks (default: the profile's, else 1). ``profile``: a device profile
+    name or file (:mod:`affectedge.device_profiles`), whose thread count the checks use. ``out``: output folder, written
     atomically. ``require_metric``: fail unless the validation data has
     labels (the task metric is then always checked). ``int8_scheme``: ONNX
     int8 flavour (auto: dynamic for recurrent graphs, static otherwise).
@@ -198,11 +189,15 @@ class QuantizeOptions:
         object.__setattr__(self, "calibration_method",
                            _enum_one(self.calibration_method, CalibrationMethod, "calibration_method"))
         object.__setattr__(self, "int8_scheme", _enum_one(self.int8_scheme, Int8Scheme, "int8_scheme"))
-        if self.profile is not None and self.profile not in PROFILE_THREADS:
-            raise ParameterError(
-                f"profile={self.profile!r} is unknown; choose one of {', '.join(PROFILE_THREADS)} "
-                "(provisional table until device profiles land)"
-            )
+        if self.profile is not None:
+            from affectedge.device_profiles import load as load_profile
+            from affectedge.errors import ProfileError
+
+            try:
+                prof = load_profile(self.profile)  # a shipped name or a profile file
+            except ProfileError as exc:
+                raise ParameterError(f"profile={self.profile!r}: {exc}") from None
+            object.__setattr__(self, "_profile", prof)
         for name in ("threads",):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1):
@@ -220,7 +215,7 @@ class QuantizeOptions:
         if self.threads is not None:
             return int(self.threads)
         if self.profile is not None:
-            return PROFILE_THREADS[self.profile]
+            return int(self._profile.threads)  # the device profile's thread count (affectedge.device_profiles)
         return 1
 
     @property

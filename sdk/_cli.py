@@ -94,6 +94,10 @@ def _build_parser():
 
     runtime_cli.add_parsers(sub)
 
+    from affectedge.device_profiles import _cli as profiles_cli
+
+    profiles_cli.add_parsers(sub)
+
     d = sub.add_parser("demo", help="the live pipeline on an embedded default: speech, faces and BrainFlow's "
                                     "synthetic EEG board, no hardware or network needed")
     d.add_argument("--data", default=None, help="data folder (default: $AFFECTEDGE_DATA_DIR or ../shared/data)")
@@ -382,7 +386,7 @@ def _models(args):
 
 def _add_export_parsers(sub):
     """``quantize`` and ``export``: build, check and report ONNX/TFLite artifacts (see affectedge.exporters)."""
-    from affectedge.exporters._options import PROFILE_THREADS, CalibrationMethod, Int8Scheme
+    from affectedge.exporters._options import CalibrationMethod, Int8Scheme
 
     def common(x, what):
         x.add_argument("source", help="zoo id, package.module:factory (with --weights), model.pt2 or model.onnx")
@@ -392,7 +396,7 @@ def _add_export_parsers(sub):
                        help="dataset folder or .npz (x[, y]) to check the artifacts on (default: the zoo model's "
                             "corpus, else random inputs)")
         x.add_argument("--weights", default=None, help="state_dict .pt for a package.module:factory source")
-        x.add_argument("--profile", choices=sorted(PROFILE_THREADS), default=None,
+        x.add_argument("--profile", default=None, metavar="NAME",
                        help="device class for the thread count (provisional table)")
         x.add_argument("--threads", type=int, default=None, help="inference threads for the checks (overrides --profile)")
         x.add_argument("--allow-degraded", action="store_true",
@@ -545,6 +549,10 @@ def main(argv=None):
             from affectedge.runtime import _cli as runtime_cli
 
             return runtime_cli.dispatch(args)
+        elif args.command == "profiles":
+            from affectedge.device_profiles import _cli as profiles_cli
+
+            return profiles_cli.dispatch(args)
         elif args.command in ("quantize", "export"):
             return _export_command(args)
         else:

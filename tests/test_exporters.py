@@ -20,7 +20,7 @@ ort = pytest.importorskip("onnxruntime")
 
 import affectedge  # noqa: E402
 import affectedge.models  # noqa: E402
-from affectedge import exporters  # noqa: E402
+from affectedge import device_profiles, exporters  # noqa: E402
 from affectedge._cli import main  # noqa: E402
 from affectedge.errors import ExportError, ModelError, ParameterError  # noqa: E402
 from affectedge.exporters import _onnx, _quantize  # noqa: E402
@@ -170,7 +170,7 @@ def test_options_are_checked():
         exporters.QuantizeOptions(source="x.onnx", out="o", precisions=("auto", "int8"))
     with pytest.raises(ParameterError, match="targets='coreml' is not supported"):
         exporters.QuantizeOptions(source="x.onnx", out="o", targets="coreml")
-    with pytest.raises(ParameterError, match="profile='toaster' is unknown"):
+    with pytest.raises(ParameterError, match="profile='toaster': unknown profile"):
         exporters.QuantizeOptions(source="x.onnx", out="o", profile="toaster")
     with pytest.raises(ParameterError, match="threads=0 must be an integer >= 1"):
         exporters.QuantizeOptions(source="x.onnx", out="o", threads=0)
@@ -178,10 +178,12 @@ def test_options_are_checked():
         exporters.Budgets(int8_min_top1=1.5)
     with pytest.raises(ParameterError, match="calibration_method='kl'"):
         exporters.QuantizeOptions(source="x.onnx", out="o", calibration_method="kl")
-    o = exporters.QuantizeOptions(source="x.onnx", out="o", profile="raspberry-pi", precisions="auto")
-    assert o.resolved_threads == exporters.PROFILE_THREADS["raspberry-pi"]
+    o = exporters.QuantizeOptions(source="x.onnx", out="o", profile="raspberry-pi-4", precisions="auto")
+    assert o.resolved_threads == device_profiles.load("raspberry-pi-4").threads
+    with pytest.raises(ParameterError, match="no-such-device"):
+        exporters.QuantizeOptions(source="x.onnx", out="o", profile="no-such-device")
     assert o.build_precisions == (exporters.Precision.FP32, exporters.Precision.FP16, exporters.Precision.INT8)
-    assert exporters.QuantizeOptions(source="x.onnx", out="o", profile="mobile", threads=3).resolved_threads == 3
+    assert exporters.QuantizeOptions(source="x.onnx", out="o", profile="android-arm64", threads=3).resolved_threads == 3
     e = exporters.ExportOptions(source="x.onnx", out="o", targets="onnx")
     assert e.to_quantize_options().precisions == (exporters.Precision.FP32,)
 
@@ -529,12 +531,13 @@ def test_cli_export_and_exit_codes(models, tmp_path, capsys):
     assert not (tmp_path / "x").exists()
     # no data at all: checked on random inputs, said on stderr and in the report; --profile sets the threads
     rc = main(["export", str(models["lstm_pt2"]), "--out", str(tmp_path / "r"), "--repeats", "2",
-               "--profile", "mobile"])
+               "--profile", "android-arm64"])
     cap = capsys.readouterr()
     assert rc == 0 and "WARNING: validation: no data given; checked on 32 standard-normal random inputs" in cap.err
     rep = json.loads((tmp_path / "r" / "report.json").read_text())
-    assert rep["threads"] == exporters.PROFILE_THREADS["mobile"] and "random" in rep["data"]["validation"]["origin"]
-    assert rep["artifacts"][0]["checks"][0]["threads"] == exporters.PROFILE_THREADS["mobile"]
+    mobile = device_profiles.load("android-arm64").threads
+    assert rep["threads"] == mobile and "random" in rep["data"]["validation"]["origin"]
+    assert rep["artifacts"][0]["checks"][0]["threads"] == mobile
 
 
 def test_tflite_missing_is_a_clear_error(models, tmp_path, monkeypatch):
