@@ -70,7 +70,7 @@ setup(
         "affectedge.runtime",
     ],
     package_data={"affectedge.models": ["zoo/*/*.onnx", "zoo/*/*.pt2", "zoo/*/*.json", "zoo/*/*.md", "zoo/*/*.png"],
-                  "affectedge.device_profiles": ["data/*.json"]},
+                  "affectedge.device_profiles": ["data/*.json", "ops/*.json"]},
     package_dir={
         "affectedge": "sdk",
         "affectedge.native_kernels": "native_kernels",
