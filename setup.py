@@ -69,7 +69,7 @@ setup(
         "affectedge.sensors",
         "affectedge.runtime",
     ],
-    package_data={"affectedge.models": ["zoo/*/*.onnx", "zoo/*/*.pt2", "zoo/*/*.json", "zoo/*/*.md", "zoo/*/*.png"],
+    package_data={"affectedge.models": ["zoo/*/*.onnx", "zoo/*/*.tflite", "zoo/*/*.pt2", "zoo/*/*.json", "zoo/*/*.md", "zoo/*/*.png"],
                   "affectedge.device_profiles": ["data/*.json", "ops/*.json"]},
     package_dir={
         "affectedge": "sdk",

@@ -24,6 +24,8 @@ def _profile(name, runtimes, threads=3, precision=None):
 def zoo_copy(tmp_path):
     d = tmp_path / "eeg-mental-state"
     shutil.copytree(models.zoo_dir("eeg-mental-state"), d)
+    for f in list(d.glob("model.*.onnx")) + list(d.glob("*.tflite")):  # only the card's fp32 ONNX file
+        f.unlink()
     return d
 
 
@@ -80,3 +82,37 @@ def test_models_load_applies_a_real_profile():
         m.close()
     m = models.load("eeg-mental-state", profile="auto")
     assert m.backend_choice.profile in device_profiles.list_profiles()
+
+
+@pytest.mark.parametrize("model_id", ["speech-emotion", "face-expression", "eeg-valence-arousal", "eeg-mental-state"])
+def test_pi_profile_runs_the_shipped_tflite_artifact_equal_to_onnx(model_id):
+    """On a Raspberry Pi profile LiteRT + XNNPACK comes first; the zoo ships checked .tflite artifacts."""
+    pytest.importorskip("ai_edge_litert")
+    ref = models.load(model_id)
+    pi = models.load(model_id, profile="raspberry-pi-4")
+    ch = pi.backend_choice
+    assert ch.runtime == "litert" and ch.artifact.endswith(".tflite") and pi.session.backend == "litert"
+    assert pi.output_names == ref.output_names  # LiteRT's names mapped back to the card's roles
+    shape = (1,) + tuple(d for d in ref.session.input_shapes[0][1:])
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    a = pi.predict(x)
+    probs = a[ref.roles["class_probabilities"]]
+    assert np.isfinite(probs).all() and np.allclose(probs.sum(-1), 1, atol=1e-3)
+    assert pi.predict_roles(x).keys() == ref.predict_roles(x).keys()
+    assert ch.precision == (dict(device_profiles_load("raspberry-pi-4").precision)[ch.profile and _mod(model_id)]
+                            if ch.precision != "fp32" else "fp32")
+    # the fp32 LiteRT artifact computes what the ONNX model computes (output order mapped to the card's names)
+    fp32 = models.load(models.zoo_dir(model_id) / "model.fp32.tflite")
+    b, c = fp32.predict(x), ref.predict(x)
+    for name in ref.output_names:
+        np.testing.assert_allclose(b[name], c[name], atol=1e-4)
+
+
+def device_profiles_load(name):
+    from affectedge import device_profiles
+
+    return device_profiles.load(name)
+
+
+def _mod(model_id):
+    return {"speech-emotion": "speech", "face-expression": "face"}.get(model_id, "eeg")

@@ -105,6 +105,11 @@ def load(model_id_or_path, *, threads=None, check_file=True, variant=None, provi
 
         choice = choose_backend(c, path.parent, profile)
         model_file, backend, providers = Path(choice.artifact), choice.backend, choice.providers
+        listed = ((c.extra or {}).get("artifacts") or {}).get("files", {}) if isinstance(c.extra, dict) else {}
+        want = listed.get(model_file.name, {}).get("sha256")
+        if check_file and want and sha256_file(model_file) != want:
+            raise ModelError(f"{str(model_file)!r} does not match the sha256 its card lists for it (corrupt or "
+                             "replaced); re-export it with 'affectedge quantize' or restore the original")
         threads = threads if threads is not None else choice.threads
     m = Model(c, model_file, threads=threads, providers=providers, backend=backend)
     m.backend_choice = choice

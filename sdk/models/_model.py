@@ -11,6 +11,24 @@ _INPUT_KINDS = {"speech-mfcc-silence": "audio", "face-blendshapes": "image", "ee
                 "eeg-muse-bands": "eeg"}
 
 
+def _card_output_names(names, card_names):
+    """Session output names, or the card's names where the runtime renamed them (LiteRT: ``..._output_<k>_...``).
+
+    litert-torch keeps the exported program's output order and names output k
+    ``serving_default_output_<k>_output``; output k is the card's k-th output
+    (checked numerically against the ONNX model in tests/test_backend.py).
+    """
+    import re
+
+    names = list(names)
+    if set(names) == set(card_names) or len(names) != len(card_names):
+        return names
+    idx = [re.search(r"output_(\d+)", n) for n in names]
+    if not all(idx) or sorted(int(m.group(1)) for m in idx) != list(range(len(names))):
+        return names
+    return [card_names[int(m.group(1))] for m in idx]
+
+
 class Model:
     """A zoo or user model ready to run on the device.
 
@@ -36,7 +54,7 @@ class Model:
                                       backend=backend, providers=providers, threads=threads)
         self.backend_choice = None  # set by models.load(..., profile=...)
         self.input_names = list(self.session.input_names)
-        self.output_names = list(self.session.output_names)
+        self.output_names = _card_output_names(self.session.output_names, list(card.outputs))
 
     @property
     def roles(self):
