@@ -5,6 +5,7 @@
 #   make bench    kernel benchmarks against librosa / SciPy / NumPy anchors, then the live-pipeline benchmark
 #   make models   retrain, evaluate and re-export every zoo model from ../shared/data
 #   make warmup   compile and cache every Numba kernel
+#   make arm64-check  (as root) on an emulated Raspberry Pi OS 64-bit: kernels, zoo models, run, profiles detect
 #   make clean    remove .venv, build outputs and caches
 #
 # Re-running a target does not reinstall: stamp files in .venv record what
@@ -27,7 +28,7 @@ STAMP_TRAIN := $(VENV)/.stamp-train
 DATA ?= ../shared/data
 ZOO  := sdk/models/zoo
 
-.PHONY: all venv system-deps demo test bench models warmup clean
+.PHONY: all venv system-deps demo test bench models warmup clean arm64-check
 
 all: test
 
@@ -97,3 +98,10 @@ warmup: $(STAMP_CORE)
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .hypothesis
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# Raspberry Pi OS 64-bit (Debian bookworm arm64) under qemu-user, as root; the root file
+# system is cached in build/arm64-root. The host venv (make test's) gives the reference
+# outputs of every shipped zoo artifact. ARM64_ARCH=armhf: 32-bit Pi OS, NumPy twins only.
+# See scripts/README.md.
+arm64-check: $(STAMP_DEV)
+	bash scripts/arm64_check.sh

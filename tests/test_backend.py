@@ -108,6 +108,37 @@ def test_pi_profile_runs_the_shipped_tflite_artifact_equal_to_onnx(model_id):
         np.testing.assert_allclose(b[name], c[name], atol=1e-4)
 
 
+def _shipped_artifacts():
+    out = []
+    for mid in models.ZOO:
+        files = ((models.card(mid).extra or {}).get("artifacts") or {}).get("files") or {}
+        out += [pytest.param(mid, name, meta.get("precision", "fp32"), id=f"{mid}/{name}") for name, meta in files.items()]
+    return out
+
+
+@pytest.mark.parametrize("model_id,name,precision", _shipped_artifacts())
+def test_every_shipped_artifact_answers_under_the_cards_names(model_id, name, precision):
+    """fp16/int8 ONNX and LiteRT artifacts rename their outputs; a profile that picks one still gets the card's
+    roles, and output k is the card's k-th output (fp32/fp16 equal model.onnx's outputs by name)."""
+    if name.endswith(".tflite"):
+        pytest.importorskip("ai_edge_litert")
+    ref = models.load(model_id)
+    art = models.load(models.zoo_dir(model_id) / name)
+    assert art.output_names == ref.output_names
+    shape = (1,) + tuple(d if isinstance(d, int) and d > 0 else 1 for d in ref.session.input_shapes[0][1:])
+    rng = np.random.default_rng(1)
+    for _ in range(4):
+        x = rng.standard_normal(shape).astype(np.float32)
+        got, want = art.predict_roles(x), ref.predict_roles(x)
+        assert got.keys() == want.keys() and "class_probabilities" in got
+        for role, a in got.items():
+            assert a.shape == want[role].shape and np.isfinite(a).all()
+            if precision != "int8":  # int8 on random inputs saturates; the exporters check it on real data
+                np.testing.assert_allclose(a, want[role], atol=1e-2, err_msg=f"{name} {role}")
+    art.close()
+    ref.close()
+
+
 def device_profiles_load(name):
     from affectedge import device_profiles
 

@@ -1,20 +1,34 @@
-"""Every zoo model in onnxruntime, and its .tflite in ai-edge-litert, on one input.
+"""Every shipped zoo artifact in the runtime it targets, checked against the host's outputs.
 
-    python zoo.py [--artifacts DIR] [--tol 1e-4]
+    python zoo.py reference --out ref.npz      # on the host (x86-64): inputs and outputs
+    python zoo.py check --reference ref.npz    # in the arm64 root: same inputs, compare
 
-For each zoo id: ``affectedge.models.load(id)`` (onnxruntime, the card's
-model.onnx), predict on a zero input and on a seeded random input of the
-card's input shape (batch 1). The face model's temporal variant runs too.
-With ``--artifacts DIR``, ``DIR/<id>/*.fp32.tflite`` (written on the host by
-``affectedge export <id> --to tflite``) runs in
-``ai_edge_litert.interpreter.Interpreter`` on the same inputs and its outputs
-are compared with onnxruntime's (max abs diff; outputs matched by shape, else
-by order). A missing artifact is reported and counts as a failure.
+The artifacts are the files the wheel installs: each card's ``model.onnx``, the
+fp16/int8 ONNX and fp32/fp16/int8 TFLite files its ``extra.artifacts.files``
+lists (with their sha256), and the face model's temporal GRU. ``.onnx`` runs in
+onnxruntime and ``.tflite`` in ai-edge-litert, both through
+``affectedge.models.load`` (the runtime's one session factory).
 
-Prints one line per model and runtime and "zoo: P passed, F failed".
+``reference`` feeds every artifact one zero input, N seeded standard-normal
+inputs (the zoo's inputs are standardised features) and, where ``--data`` holds
+the model's training corpus, N real examples read with the task's own feature
+pipeline (EmoDB clips, CK+ faces through MediaPipe, DEAP and Muse windows), all
+batch 1, and stores inputs and outputs. The root needs no data, MediaPipe or
+librosa: it gets the inputs. ``check`` verifies each file's sha256 against its card, runs the
+same inputs, and compares:
+
+- with the host's outputs of the same artifact in the same runtime (the
+  question an arm64 build answers: does this runtime compute this file the
+  same way on this CPU?). Tolerances per precision are in ``TOL`` below;
+- the top-1 class with the fp32 ONNX model's on this machine (information);
+- and it loads each model with ``profile="raspberry-pi-4"`` and prints the
+  artifact and backend that profile picks.
+
+Prints one line per artifact and "zoo: P passed, F failed"; exit 1 on a failure.
 """
 
 import argparse
+import platform
 import sys
 import time
 from pathlib import Path
@@ -23,105 +37,174 @@ import numpy as np
 
 from affectedge import models
 
+# max |arm64 output - host output| allowed for the same file in the same runtime.
+# fp32 and fp16 weights compute in float32 on the CPU: only summation order differs.
+# int8 (dynamic quantisation): activations are quantised at run time, so a
+# different GEMM kernel may round an activation to the neighbouring step.
+TOL = {"fp32": 1e-4, "fp16": 1e-3, "int8": 2e-2}
+N_RANDOM = 16
+
+
+def artifacts(mid):
+    """[(label, file path, precision, variant, sha256 or None)] for one zoo model."""
+    c = models.card(mid)
+    folder = Path(models.zoo_dir(mid))
+    extra = c.extra if isinstance(c.extra, dict) else {}
+    out = [(f"{mid}/{c.file}", folder / c.file, "fp32", None, c.file_sha256 or None)]
+    for name, meta in sorted(((extra.get("artifacts") or {}).get("files") or {}).items()):
+        out.append((f"{mid}/{name}", folder / name, meta.get("precision", "fp32"), None, meta.get("sha256")))
+    temporal = extra.get("temporal")
+    if isinstance(temporal, dict) and "file" in temporal:
+        out.append((f"{mid}/{temporal['file']}", folder / temporal["file"], "fp32", "temporal", temporal.get("sha256")))
+    return out
+
+
+def load(path, variant):
+    if variant is not None:
+        return models.load(path.parent.name, variant=variant, threads=1)
+    return models.load(path, threads=1)
+
 
 def input_shape(model):
-    """The card's input shape with a batch axis of 1 (None/symbolic dims -> 1)."""
-    want = model.session.input_shapes[0]
+    """The session's input shape, batch 1; other symbolic axes from the card (else 8 steps)."""
+    want = list(model.session.input_shapes[0])
     card = list(model.card.input.get("shape") or [])
-    if len(card) == len(want) - 1:
-        card = [1] + card
-    if len(card) != len(want):
-        card = list(want)
-    return tuple(int(c) if isinstance(c, int) and c > 0 else 1 for c in card)
+    shape = []
+    for i, w in enumerate(want):
+        if isinstance(w, int) and w > 0:
+            shape.append(w)
+        elif i == 0:
+            shape.append(1)
+        elif i < len(card) and isinstance(card[i], int) and card[i] > 0:
+            shape.append(card[i])
+        else:
+            shape.append(8)
+    return tuple(shape)
 
 
-def inputs_for(shape, seed):
-    rng = np.random.default_rng(seed)
-    return {"zeros": np.zeros(shape, np.float32), "random": rng.standard_normal(shape).astype(np.float32)}
+def run_all(model, xs):
+    outs = {}
+    for i, x in enumerate(xs):
+        for name, a in model.predict(x).items():
+            outs.setdefault(name, []).append(np.asarray(a, dtype=np.float64))
+    return {name: np.stack(v) for name, v in outs.items()}
 
 
-def litert_run(path, x, threads):
-    from ai_edge_litert.interpreter import Interpreter
-
-    interp = Interpreter(model_path=str(path), num_threads=threads)
-    ins = interp.get_input_details()
-    if tuple(ins[0]["shape"]) != x.shape:
-        interp.resize_tensor_input(ins[0]["index"], x.shape)
-    interp.allocate_tensors()
-    interp.set_tensor(ins[0]["index"], x.astype(ins[0]["dtype"]))
-    interp.invoke()
-    return [interp.get_tensor(d["index"]).copy() for d in interp.get_output_details()]
+def top1(outs, model):
+    role = model.roles.get("class_probabilities")
+    if role is None or role not in outs:
+        return None
+    return outs[role].reshape(len(outs[role]), -1).argmax(axis=1)
 
 
-def match(ort_out, lite_outs):
-    """{ort name: litert array}: by unique shape, else by position."""
-    shapes = [tuple(a.shape) for a in lite_outs]
-    out = {}
-    for i, (name, ref) in enumerate(ort_out.items()):
-        same = [j for j, s in enumerate(shapes) if s == tuple(ref.shape)]
-        j = same[0] if len(same) == 1 else i
-        out[name] = lite_outs[j] if j < len(lite_outs) else None
-    return out
+def real_inputs(mid, data, n):
+    """n model inputs (each batch 1) from the model's default corpus under ``data``, or [] without it."""
+    from affectedge.training import MODEL_TASKS, task_module
+
+    mod = task_module(MODEL_TASKS[mid])
+    folder = Path(data) / getattr(mod, "DEFAULT_DATA", "")
+    if data is None or not folder.is_dir():
+        return [], "no data"
+    x, _, _ = mod.load_features(folder, limit=n, seed=0)
+    return [np.asarray(v, np.float32)[None] for v in x[:n]], str(folder)
+
+
+def reference(args):
+    store = {"platform": np.array(f"{platform.machine()} {platform.python_version()}")}
+    for k, mid in enumerate(models.ZOO):
+        real, origin = real_inputs(mid, args.data, N_RANDOM)
+        print(f"{mid}: {len(real)} real inputs from {origin}")
+        for label, path, precision, variant, _ in artifacts(mid):
+            with load(path, variant) as m:
+                backend = m.session.backend
+                shape = input_shape(m)
+                rng = np.random.default_rng(20261202 + k)
+                xs = [np.zeros(shape, np.float32)] + [rng.standard_normal(shape).astype(np.float32)
+                                                      for _ in range(N_RANDOM)]
+                if variant == "temporal" and real:  # the GRU over a sequence of real frames
+                    seq = np.concatenate(real)[: shape[1]]
+                    if len(seq) == shape[1]:
+                        xs.append(seq[None])
+                elif real and real[0].shape == shape:
+                    xs += real
+                outs = run_all(m, xs)
+            store[f"{label}|input"] = np.stack(xs)
+            for name, a in outs.items():
+                store[f"{label}|out|{name}"] = a
+            print(f"  {label:42s} {backend:11s} in {shape} -> {', '.join(outs)}")
+    np.savez_compressed(args.out, **store)
+    print(f"reference: {args.out} ({store['platform']})")
+    return 0
+
+
+def check(args):
+    ref = np.load(args.reference)
+    print(f"host reference: {ref['platform']}; here: {platform.machine()} {platform.python_version()}")
+    passed, failed = 0, []
+    for mid in models.ZOO:
+        fp32_top1 = None
+        for label, path, precision, variant, want_sha in artifacts(mid):
+            try:
+                if want_sha and models.sha256_file(path) != want_sha:
+                    raise RuntimeError(f"sha256 differs from the card ({want_sha[:12]}...)")
+                xs = ref[f"{label}|input"]
+                t0 = time.perf_counter()
+                with load(path, variant) as m:
+                    backend = m.session.backend
+                    outs = run_all(m, list(xs))
+                    ms = (time.perf_counter() - t0) * 1e3 / len(xs)
+                    t1 = top1(outs, m)
+                worst = 0.0
+                for name, a in outs.items():
+                    key = f"{label}|out|{name}"
+                    if key not in ref:
+                        raise RuntimeError(f"output {name!r} is not in the host reference ({sorted(outs)})")
+                    if not np.all(np.isfinite(a)):
+                        raise RuntimeError(f"output {name!r} is not finite")
+                    worst = max(worst, float(np.max(np.abs(a - ref[key]))))
+                tol = TOL[precision]
+                note = ""
+                if t1 is not None and path.name == "model.onnx":
+                    fp32_top1 = t1
+                elif t1 is not None and fp32_top1 is not None and variant is None:
+                    real = slice(1 + N_RANDOM, None)  # the real examples follow the zero and random inputs
+                    note = (f", top-1 = fp32 onnx: real {int(np.sum(t1[real] == fp32_top1[real]))}/{len(t1[real])}, "
+                            f"random {int(np.sum(t1[1:1 + N_RANDOM] == fp32_top1[1:1 + N_RANDOM]))}/{N_RANDOM}")
+                ok = worst <= tol
+                print(f"  {'ok  ' if ok else 'FAIL'} {label:42s} {backend:11s} max|arm64-host| {worst:.1e} "
+                      f"(tol {tol:.0e}){note}, {ms:.1f} ms/input{args.timing_label}, sha256 ok")
+                if ok:
+                    passed += 1
+                else:
+                    failed.append(label)
+            except Exception as exc:  # noqa: BLE001 -- report every artifact
+                print(f"  FAIL {label:42s} {type(exc).__name__}: {exc}")
+                failed.append(label)
+        try:
+            with models.load(mid, profile="raspberry-pi-4") as m:
+                ch = m.backend_choice
+                via = ch.delegate if ch.runtime == "litert" else ",".join(ch.providers)
+                print(f"       profile raspberry-pi-4: {mid}/{Path(ch.artifact).name} on {ch.runtime}"
+                      f"{' (' + via + ')' if via else ''}, {ch.precision}, {ch.threads} threads")
+        except Exception as exc:  # noqa: BLE001
+            print(f"  FAIL {mid} with profile raspberry-pi-4: {type(exc).__name__}: {exc}")
+            failed.append(f"{mid} profile")
+    print(f"zoo: {passed} passed, {len(failed)} failed" + (f" ({', '.join(failed)})" if failed else ""))
+    return 1 if failed else 0
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser()
-    ap.add_argument("--artifacts", type=Path)
-    ap.add_argument("--tol", type=float, default=1e-4)
-    ap.add_argument("--threads", type=int, default=2)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("reference")
+    r.add_argument("--out", type=Path, required=True)
+    r.add_argument("--data", type=Path, help="the data folder (../shared/data) for real inputs")
+    c = sub.add_parser("check")
+    c.add_argument("--reference", type=Path, required=True)
+    c.add_argument("--emulated", dest="timing_label", action="store_const", const=" (emulated)", default="",
+                   help="label the timings as emulated (qemu-user)")
     args = ap.parse_args(argv)
-    passed, failed = 0, []
-    for k, mid in enumerate(models.ZOO):
-        variants = [None] + (["temporal"] if "temporal" in ((models.card(mid).extra or {})) else [])
-        for variant in variants:
-            label = mid + (f"[{variant}]" if variant else "")
-            t0 = time.perf_counter()
-            try:
-                m = models.load(mid, variant=variant, threads=args.threads)
-                shape = input_shape(m)
-                xs = inputs_for(shape, 20261126 + k)
-                ort_outs = {kind: m.predict(x) for kind, x in xs.items()}
-                bad = [n for o in ort_outs.values() for n, a in o.items() if not np.all(np.isfinite(a))]
-                if bad:
-                    raise RuntimeError(f"non-finite outputs {bad}")
-                desc = ", ".join(f"{n} {tuple(a.shape)}" for n, a in ort_outs["random"].items())
-                print(f"  onnxruntime {label:28s} in {shape} -> {desc}  ({(time.perf_counter() - t0) * 1e3:.0f} ms)")
-                passed += 1
-            except Exception as exc:  # noqa: BLE001 -- report every model
-                print(f"  onnxruntime {label:28s} FAIL {type(exc).__name__}: {exc}")
-                failed.append(f"onnxruntime {label}")
-                continue
-            if args.artifacts is None or variant is not None:
-                continue
-            found = sorted((args.artifacts / mid).glob("*.fp32.tflite")) if (args.artifacts / mid).is_dir() else []
-            if not found:
-                print(f"  litert      {label:28s} FAIL no {args.artifacts / mid}/*.fp32.tflite (host export missing)")
-                failed.append(f"litert {label}")
-                continue
-            t0 = time.perf_counter()
-            try:
-                worst = 0.0
-                for kind, x in xs.items():
-                    lite = match(ort_outs[kind], litert_run(found[0], x, args.threads))
-                    for name, ref in ort_outs[kind].items():
-                        got = lite[name]
-                        if got is None or got.shape != ref.shape:
-                            raise RuntimeError(f"output {name}: LiteRT gave {None if got is None else got.shape}, "
-                                               f"onnxruntime {ref.shape}")
-                        worst = max(worst, float(np.max(np.abs(got.astype(np.float64) - ref))))
-                ok = worst <= args.tol
-                print(f"  litert      {label:28s} {found[0].name}: max abs diff vs onnxruntime {worst:.2e} "
-                      f"(zeros and random) {'ok' if ok else f'FAIL > {args.tol:.0e}'}  "
-                      f"({(time.perf_counter() - t0) * 1e3:.0f} ms)")
-                if ok:
-                    passed += 1
-                else:
-                    failed.append(f"litert {label}")
-            except Exception as exc:  # noqa: BLE001
-                print(f"  litert      {label:28s} FAIL {type(exc).__name__}: {exc}")
-                failed.append(f"litert {label}")
-    print(f"zoo: {passed} passed, {len(failed)} failed" + (f" ({', '.join(failed)})" if failed else ""))
-    return 1 if failed else 0
+    return reference(args) if args.cmd == "reference" else check(args)
 
 
 if __name__ == "__main__":

@@ -12,11 +12,13 @@ _INPUT_KINDS = {"speech-mfcc-silence": "audio", "face-blendshapes": "image", "ee
 
 
 def _card_output_names(names, card_names):
-    """Session output names, or the card's names where the runtime renamed them (LiteRT: ``..._output_<k>_...``).
+    """Session output names, or the card's names where the artifact renamed them.
 
-    litert-torch keeps the exported program's output order and names output k
-    ``serving_default_output_<k>_output``; output k is the card's k-th output
-    (checked numerically against the ONNX model in tests/test_backend.py).
+    Two renamings occur, and both keep the exported program's output order:
+    litert-torch names output k ``serving_default_output_<k>_output``, and the
+    exporters' fp16 / int8 ONNX artifacts end in renamed nodes (``mul_44``,
+    ``softmax``). Output k is then the card's k-th output (checked numerically
+    against model.onnx for every shipped artifact in tests/test_backend.py).
     """
     import re
 
@@ -24,9 +26,11 @@ def _card_output_names(names, card_names):
     if set(names) == set(card_names) or len(names) != len(card_names):
         return names
     idx = [re.search(r"output_(\d+)", n) for n in names]
-    if not all(idx) or sorted(int(m.group(1)) for m in idx) != list(range(len(names))):
-        return names
-    return [card_names[int(m.group(1))] for m in idx]
+    if all(idx) and sorted(int(m.group(1)) for m in idx) == list(range(len(names))):
+        return [card_names[int(m.group(1))] for m in idx]
+    if not set(names) & set(card_names):  # none of the card's names survived: by position
+        return list(card_names)
+    return names
 
 
 class Model:
