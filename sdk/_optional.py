@@ -1,8 +1,10 @@
 """Import optional dependencies where they are needed, naming the extra."""
 
+import contextlib
 import importlib
+import platform
 
-from .errors import MissingExtraError
+from .errors import MissingExtraError, SensorError
 
 __all__ = ["require"]
 
@@ -38,3 +40,25 @@ def require_brainflow():
             mod._affectedge_patched = True
         mods.append(mod)
     return tuple(mods)
+
+
+BRAINFLOW_BUILD_DOCS = "https://github.com/brainflow-dev/brainflow/blob/master/docs/BuildBrainFlow.rst"
+
+
+@contextlib.contextmanager
+def brainflow_native(what):
+    """Turn BrainFlow's native library failing to load (ctypes OSError) into a SensorError that says why.
+
+    BrainFlow's PyPI wheel carries its Linux libraries for x86-64 only; on ARM
+    Linux (Raspberry Pi, Jetson) the first native call fails with "cannot open
+    shared object file" (seen in ``make arm64-check``).
+    """
+    try:
+        yield
+    except OSError as exc:
+        raise SensorError(
+            f"{what}: BrainFlow's native library cannot load on this machine ({platform.system()} "
+            f"{platform.machine()}): {exc}. BrainFlow's PyPI wheel carries Linux libraries for x86-64 only; on ARM "
+            f"Linux build BrainFlow's core from source and install its python_package ({BRAINFLOW_BUILD_DOCS}), "
+            "or read a recording instead (--eeg FILE.csv, affectedge.sensors.EEGRecordingSource)"
+        ) from None

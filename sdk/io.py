@@ -363,7 +363,10 @@ def read_brainflow_file(path, board):
         table = np.loadtxt(path, delimiter=delim, ndmin=2)
     except ValueError as exc:
         raise ParameterError(f"{str(path)!r} is not a BrainFlow data file (tab-separated numbers): {exc}") from exc
-    rows = bf.BoardShim.get_num_rows(bid)
+    from ._optional import brainflow_native
+
+    with brainflow_native(f"reading BrainFlow file {str(path)!r}"):
+        rows = bf.BoardShim.get_num_rows(bid)
     if table.shape[1] != rows:
         raise ParameterError(
             f"{str(path)!r} has {table.shape[1]} columns but board {board!r} writes {rows}; "

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from affectedge import runtime
+from affectedge import models, runtime
 from affectedge.errors import ModelError, ParameterError
 from affectedge.sensors import AudioBlock, Clock, EEGBlock, Source, VideoFrame
 
@@ -271,6 +271,33 @@ def test_fusion_rule():
     # not ok drops out; nothing left -> no_modality
     f.update(_r("speech", (), None, 13000, status="no_speech"))
     assert f.fuse(13000).status == "no_modality"
+
+
+def test_a_model_that_gives_nan_is_a_status_never_an_answer():
+    """fp16 artifacts compute in fp16 on ARM CPUs and GPUs (make arm64-check saw the face fp16 model give inf
+    there): a NaN/inf from any model becomes status 'nonfinite', and fusion leaves it out."""
+    sp = ("anger", "boredom", "disgust", "fear", "happiness", "neutral", "sadness")
+    bad = _r("speech", sp, (float("nan"),) + (0.1,) * 6, 10000, va=(0.2, float("inf")))
+    assert bad.status == "nonfinite" and bad.probs is None and bad.valence is None and bad.label is None
+    assert "gave NaN or inf" in bad.detail
+    json.dumps(bad.to_dict(), allow_nan=False)
+    f = runtime.Fusion(runtime.FusionOptions(freshness_ms=1000, max_age_ms=3000))
+    f.update(bad)
+    assert f.fuse(10000).status == "no_modality"
+    # and from a real task on a real clip. This machine's CPU computes the fp16 artifacts in fp32, so the
+    # overflow cannot be caused here: the session's outputs are replaced by NaN (the one simulated fault)
+    if not EMODB.is_dir():
+        return
+    y, sr = _read("03a01Wa.wav")
+    model = models.load("speech-emotion")
+    task = runtime.SpeechTask(runtime.SpeechOptions(online_calibration=False), model=model)
+    assert task.classify_clip(y, sr).status == "ok"
+    run = model.session.run
+    model.session.run = lambda arrays: [np.full_like(a, np.nan) for a in run(arrays)]
+    out = task.classify_clip(y, sr)
+    assert out.status == "nonfinite" and out.probs is None
+    json.dumps(out.to_dict(), allow_nan=False)
+    model.close()
 
 
 def test_events_merge_consecutive_labels():

@@ -142,6 +142,22 @@ def test_failed_prepare_is_a_sensor_error():
 
 
 # --------------------------------------------------------------------------- close / sessions
+def test_brainflow_library_that_cannot_load_is_a_sensor_error(tmp_path, monkeypatch, cyton_file):
+    """On ARM Linux BrainFlow's PyPI wheel holds x86-64 libraries only: the loader fails (make arm64-check).
+    Here the loader really fails on a library file that is not one of this machine's; the error says why and
+    what to do, for a board and for a BrainFlow file, instead of a ctypes traceback."""
+    import brainflow.board_shim as board_shim
+
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "libBoardController.so").write_bytes(b"\x7fELF" + b"\0" * 60)  # not loadable here
+    monkeypatch.setattr(board_shim, "files", lambda _name: tmp_path)
+    monkeypatch.setattr(board_shim.BoardControllerDLL, "_BoardControllerDLL__instance", None)
+    with pytest.raises(SensorError, match=r"board='synthetic'.*native library cannot load.*x86-64 only.*--eeg FILE"):
+        BoardSource("synthetic")
+    with pytest.raises(SensorError, match=r"reading BrainFlow file.*build BrainFlow's core from source"):
+        io.read_brainflow_file(cyton_file, "cyton_daisy")
+
+
 def test_close_releases_session_and_is_idempotent():
     first = BoardSource("synthetic")
     first.open()

@@ -85,6 +85,19 @@ class AffectResult:
     detail: str = ""
     contributors: tuple = ()
 
+    def __post_init__(self):
+        # a model that overflowed (an fp16 artifact computed in fp16 on an ARM CPU or a GPU, an int8 artifact far
+        # outside its calibration range) gives NaN or inf: that is a status, never an answer
+        if self.status == "ok" and not all(
+                np.all(np.isfinite(np.asarray(v, dtype=np.float64)))
+                for v in (self.probs, self.valence, self.arousal, self.confidence) if v is not None):
+            for name in ("probs", "valence", "arousal"):
+                object.__setattr__(self, name, None)
+            object.__setattr__(self, "confidence", 0.0)
+            object.__setattr__(self, "status", "nonfinite")
+            object.__setattr__(self, "detail", "; ".join(
+                x for x in (self.detail, f"model {self.model or '?'} gave NaN or inf for this input") if x))
+
     @property
     def ok(self):
         return self.status == "ok"

@@ -8,6 +8,7 @@ LiteRT: ``input_names``, ``input_shapes``, ``output_names``, ``run(inputs)``
 exporters' checks open models here, both measure the same configuration.
 """
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -105,6 +106,10 @@ def create_session(model, *, backend=None, providers=("CPUExecutionProvider",), 
     raise ParameterError(f"backend={backend!r} must be 'onnxruntime' or 'litert'")
 
 
+_NHWC = "com.ms.internal.nhwc"
+_log = logging.getLogger("affectedge.runtime")
+
+
 def _onnx(path, data, providers, threads, strict):
     ort = require("onnxruntime", "onnx", "running ONNX models")
     opts = ort.SessionOptions()
@@ -114,8 +119,20 @@ def _onnx(path, data, providers, threads, strict):
     opts.log_severity_level = 3
     provs = onnx_providers(providers, strict=strict)
     what = str(path) if path is not None else f"<{len(data)} bytes>"
+    src = data if data is not None else str(path)
     try:
-        sess = ort.InferenceSession(data if data is not None else str(path), sess_options=opts, providers=provs)
+        try:
+            sess = ort.InferenceSession(src, sess_options=opts, providers=provs)
+        except Exception as exc:  # onnxruntime raises its own exception types
+            if _NHWC not in str(exc):
+                raise
+            # onnxruntime on aarch64 rewrites fp16 graphs to NHWC at the highest optimisation level and then
+            # lacks some NHWC fp16 kernels (AveragePool: seen in make arm64-check with onnxruntime 1.32). One
+            # level lower skips that layout rewrite; the graph is the same.
+            _log.warning("onnxruntime %s: %s; loading %r again without the layout optimisation "
+                         "(graph_optimization_level=ORT_ENABLE_EXTENDED)", ort.__version__, _first_line(exc), what)
+            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+            sess = ort.InferenceSession(src, sess_options=opts, providers=provs)
     except Exception as exc:  # onnxruntime raises its own exception types
         raise ModelError(f"onnxruntime {ort.__version__} cannot load {what!r}: {_first_line(exc)}. The file is "
                          "corrupt, truncated or not an ONNX model; re-export it or restore the original") from exc

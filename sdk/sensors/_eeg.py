@@ -96,7 +96,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import io as _io
-from .._optional import require_brainflow
+from .._optional import brainflow_native, require_brainflow
 from ..errors import ParameterError, SensorError
 from ._base import EEGBlock, EndOfStream, Source
 
@@ -349,7 +349,8 @@ class BoardSource(Source):
         else:
             self.master_board_id = self.board_id
         try:
-            descr = bf.BoardShim.get_board_descr(self.master_board_id)
+            with brainflow_native(f"board={board!r}"):
+                descr = bf.BoardShim.get_board_descr(self.master_board_id)
         except bf.BrainFlowError as exc:
             raise ParameterError(
                 f"board={board!r}: BrainFlow has no description of board {self.master_board_id} ({exc}); "
