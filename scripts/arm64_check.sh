@@ -311,7 +311,7 @@ copy_in() {  # what each run refreshes: tests, check scripts, artifacts, inputs,
   cp -r "$REPO/tests" "$REPO/pyproject.toml" "$ROOT$IN/repo/"
   find "$ROOT$IN/repo" -name __pycache__ -prune -exec rm -rf {} +
   cp "$REPO"/scripts/arm64/*.py "$ROOT$IN/check/"
-  cp "$OUTDIR/reference.npz" "$ROOT$IN/check/"
+  [ -f "$OUTDIR/reference.npz" ] && cp "$OUTDIR/reference.npz" "$ROOT$IN/check/"
   # qemu itself, to start a process on a chosen CPU model (check_zoo)
   [ "$WHERE" = "(emulated, qemu-user)" ] && cp "$(command -v qemu-$QEMU-static)" "$ROOT/usr/local/bin/"
   [ -f "$WAV" ] && cp "$WAV" "$ROOT$IN/inputs/"
@@ -325,7 +325,7 @@ copy_in() {  # what each run refreshes: tests, check scripts, artifacts, inputs,
     printf 'processor\t: 0\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm crc32 cpuid\nCPU implementer\t: 0x41\nCPU architecture: 8\nCPU variant\t: 0x0\nCPU part\t: 0xd08\nCPU revision\t: 3\n\nHardware\t: BCM2835\nRevision\t: c03114\nModel\t\t: Raspberry Pi 4 Model B Rev 1.4\n' \
       > "$ROOT$IN/roots/raspberry-pi-4/proc/cpuinfo"
   fi
-  detail "tests $(du -sh "$ROOT$IN/repo" | awk '{print $1}'), host reference $(du -sh "$OUTDIR/reference.npz" | awk '{print $1}')"
+  detail "tests $(du -sh "$ROOT$IN/repo" | awk '{print $1}')$([ -f "$OUTDIR/reference.npz" ] && echo ", host reference $(du -sh "$OUTDIR/reference.npz" | awk '{print $1}')")"
 }
 
 install_venv() {
