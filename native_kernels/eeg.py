@@ -367,12 +367,16 @@ def _welch_numpy(x, win, step, detrend, scale, average, bias):
     return np.median(p, axis=1) / bias
 
 
+# numpy >= 2.0 names it trapezoid; 1.24-1.26 (setup.py allows them; Debian bookworm ships 1.24) only trapz
+_np_trapezoid = getattr(np, "trapezoid", None) or np.trapz
+
+
 def _integrate_numpy(psd, lo_idx, hi_idx, df, trapezoid):
     out = np.empty((psd.shape[0], lo_idx.size))
     for b in range(lo_idx.size):
         sel = psd[:, lo_idx[b] : hi_idx[b]]
         if trapezoid:
-            out[:, b] = np.trapezoid(sel, dx=df, axis=-1)
+            out[:, b] = _np_trapezoid(sel, dx=df, axis=-1)
         else:
             out[:, b] = sel.sum(axis=-1) * df
     return out
