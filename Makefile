@@ -15,10 +15,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-# Debian packages some later extra needs (e.g. portaudio19-dev for pyaudio).
+# Debian packages some later extra needs (portaudio19-dev for pyaudio, chromium for the dashboard's browser test).
 # Installed with apt-get only when one is missing and we run as root;
 # otherwise the missing ones are listed with the command to install them.
-SYSTEM_PACKAGES ?= portaudio19-dev
+SYSTEM_PACKAGES ?= portaudio19-dev chromium
 
 # What the install depends on: reinstall when packaging metadata changes.
 PKG_META   := setup.py $(wildcard pyproject.toml)

@@ -21,6 +21,10 @@ EXTRAS = {
     "eeg": ["brainflow>=5.10"],
     "onnx": ["onnxruntime>=1.17"],
     "tflite": ["ai-edge-litert>=1.0"],
+    # the live dashboard: a local web page fed by Server-Sent Events, plotly.js served from the plotly package
+    "dashboard": ["starlette>=0.37", "uvicorn>=0.30", "sse-starlette>=2.0", "plotly>=5.20"],
+    # session reports (report.html + PNGs)
+    "report": ["matplotlib>=3.7"],
     "export": [
         "torch==2.13.0",
         "onnx>=1.16",
@@ -47,7 +51,9 @@ EXTRAS.update({
         "python_speech_features>=0.6",
         "mne>=1.6",
         "threadpoolctl>=3.1",
-    ] + EXTRAS["train"] + EXTRAS["audio"],
+        "playwright>=1.40",  # drives Debian's chromium in the dashboard's browser test
+        "httpx>=0.27",  # starlette's TestClient
+    ] + EXTRAS["train"] + EXTRAS["audio"] + EXTRAS["dashboard"] + EXTRAS["report"],
 })
 
 setup(
@@ -68,6 +74,8 @@ setup(
         "affectedge.training",
         "affectedge.sensors",
         "affectedge.runtime",
+        "affectedge.dashboard",
+        "affectedge.report",
     ],
     package_data={"affectedge.models": ["zoo/*/*.onnx", "zoo/*/*.tflite", "zoo/*/*.pt2", "zoo/*/*.json", "zoo/*/*.md", "zoo/*/*.png"],
                   "affectedge.device_profiles": ["data/*.json", "ops/*.json"]},
@@ -78,6 +86,8 @@ setup(
         "affectedge.device_profiles": "device_profiles",
         "affectedge.features": "sdk/features",
         "affectedge.models": "sdk/models",
+        "affectedge.dashboard": "sdk/dashboard",
+        "affectedge.report": "sdk/report",
         "affectedge.training": "sdk/training",
         "affectedge.sensors": "sdk/sensors",
         "affectedge.runtime": "sdk/runtime",

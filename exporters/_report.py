@@ -221,13 +221,12 @@ _MARKERS = {"onnxruntime": "o", "ai-edge-litert": "s", "tflite-runtime": "^"}
 def plot(report, path):
     """Size vs median latency, one marker per runtime, colour by accuracy change."""
     try:
-        import matplotlib
+        from affectedge.report import style
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = style.pyplot("the quantization report plot")
     except ImportError:
         return None
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=110)
+    fig, ax = plt.subplots(figsize=style.FIGSIZE["plot"], dpi=style.DPI)
     pts = []
     for a in report["artifacts"]:
         for c in a.get("checks", []):
@@ -242,25 +241,23 @@ def plot(report, path):
     if pts:
         vmax = max(0.03, max(p[2] for p in pts if np.isfinite(p[2])) if any(np.isfinite(p[2]) for p in pts) else 0.03)
         for x, y, ch, c, a in pts:
-            sc = ax.scatter([x], [y], c=[min(ch, vmax)], cmap="RdYlGn_r", vmin=0, vmax=vmax, s=90,
+            sc = ax.scatter([x], [y], c=[min(ch, vmax)], cmap=style.CMAP["change"], vmin=0, vmax=vmax, s=90,
                             marker=_MARKERS.get(c["runtime"], "D"), edgecolors="k" if c["ok"] else "red",
                             linewidths=0.8 if c["ok"] else 2.0)
             star = " ★" if report["chosen"].get(c["runtime"]) == a["file"] else ""
-            ax.annotate(f"{a['target']} {a['precision']}" + ("" if c["ok"] else " ✗") + star, (x, y), fontsize=7,
+            ax.annotate(f"{a['target']} {a['precision']}" + ("" if c["ok"] else " ✗") + star, (x, y),
+                        fontsize=style.FONT["annotation"],
                         xytext=(4, 4), textcoords="offset points")
         cb = fig.colorbar(sc, ax=ax)
         cb.set_label("accuracy change (metric drop, else 1 − top-1 agreement)")
         for rt, m in _MARKERS.items():
             if any(p[3]["runtime"] == rt for p in pts):
-                ax.scatter([], [], marker=m, c="grey", label=rt)
-        ax.legend(fontsize=8, loc="best")
+                ax.scatter([], [], marker=m, c=style.REFERENCE_COLOR, label=rt)
+        ax.legend(fontsize=style.FONT["label"], loc="best")
     ax.margins(x=0.15, y=0.12)
     ax.set_xlabel("file size (KiB)")
     ax.set_ylabel(f"median latency per example (ms, {report['threads']} thread(s))")
     ax.set_title(f"{report['source'].get('card_id') or report['source']['name']}: size vs latency "
-                 "(red edge/✗ = out of budget, ★ = chosen)", fontsize=9)
+                 "(red edge/✗ = out of budget, ★ = chosen)", fontsize=style.FONT["title"])
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return style.save(fig, path)

@@ -98,6 +98,10 @@ def _build_parser():
 
     profiles_cli.add_parsers(sub)
 
+    from affectedge.report import _cli as report_cli
+
+    report_cli.add_parsers(sub)
+
     d = sub.add_parser("demo", help="the live pipeline on an embedded default: speech, faces and BrainFlow's "
                                     "synthetic EEG board, no hardware or network needed")
     d.add_argument("--data", default=None, help="data folder (default: $AFFECTEDGE_DATA_DIR or ../shared/data)")
@@ -553,6 +557,10 @@ def main(argv=None):
             from affectedge.device_profiles import _cli as profiles_cli
 
             return profiles_cli.dispatch(args)
+        elif args.command == "report":
+            from affectedge.report import _cli as report_cli
+
+            return report_cli.dispatch(args)
         elif args.command in ("quantize", "export"):
             return _export_command(args)
         else:

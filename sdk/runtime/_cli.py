@@ -32,6 +32,10 @@ def add_parsers(sub):
     r.add_argument("--quiet", action="store_true", help="no live view on stderr")
     r.add_argument("--profile", default=None, help="device profile NAME or 'auto' (detected): runtime, provider, "
                                                    "threads, artifacts and capture defaults")
+    r.add_argument("--dashboard", action="store_true", help="serve a live web page of the run (affectedge[dashboard])")
+    r.add_argument("--host", default="127.0.0.1", help="dashboard address (not loopback: a token is required)")
+    r.add_argument("--port", type=int, default=8765, help="dashboard port (0 = a free one)")
+    r.add_argument("--token", default=None, help="dashboard access token (generated for a non-loopback --host)")
 
     p = sub.add_parser("predict", help="classify one recording (audio or EEG .csv) or one image")
     p.add_argument("input", help="audio file, image, or EEG .csv")
@@ -180,8 +184,18 @@ def _run(args):
     jsonl = args.out
     if jsonl and jsonl != "-":
         Path(jsonl).parent.mkdir(parents=True, exist_ok=True)
-    rt = build_runtime(args, jsonl=jsonl, live_view=view)
-    summary = rt.run()
+    dash = None
+    if getattr(args, "dashboard", False):
+        from affectedge.dashboard import Dashboard
+
+        dash = Dashboard(host=args.host, port=args.port, token=args.token).start()  # prints a generated token
+        print(f"dashboard: {dash.url}", file=sys.stderr)
+    try:
+        rt = build_runtime(args, jsonl=jsonl, live_view=view, on_result=dash.on_record if dash else None)
+        summary = rt.run()
+    finally:
+        if dash is not None:
+            dash.stop()
     if view is not None:
         view.end()
     print_summary(summary, out=sys.stderr if jsonl == "-" else sys.stdout)

@@ -362,25 +362,21 @@ def _summary(results):
 
 
 def plot_comparison(rows, path, *, title=""):
-    import matplotlib
+    from affectedge.report import style
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = style.pyplot("the EEG valence/arousal comparison plot")
     keys = [k for k in rows[0] if k.endswith(("_acc", "_f1"))]
-    fig, ax = plt.subplots(figsize=(7, 3.2), dpi=110)
+    fig, ax = plt.subplots(figsize=style.FIGSIZE["bars"], dpi=style.DPI)
     width = 0.8 / len(rows)
     for i, row in enumerate(rows):
         label = f"{row['method']} ({row['normalisation']})" if "normalisation" in row else row["method"]
         ax.bar(np.arange(len(keys)) + i * width, [row[k] for k in keys], width, label=label)
-    ax.axhline(0.5, color="grey", lw=0.8, ls="--")
-    ax.set_xticks(np.arange(len(keys)) + 0.4 - width / 2, keys, fontsize=8)
+    ax.axhline(0.5, color=style.REFERENCE_COLOR, lw=0.8, ls="--")
+    ax.set_xticks(np.arange(len(keys)) + 0.4 - width / 2, keys, fontsize=style.FONT["tick"])
     ax.set_ylim(0, 1)
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=6, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    ax.set_title(title, fontsize=style.FONT["title"])
+    ax.legend(fontsize=style.FONT["small"], ncol=2)
+    style.save(fig, path)
 
 
 # ----------------------------------------------------------------------- ONNX / card

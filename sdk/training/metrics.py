@@ -69,27 +69,23 @@ def save_report(report, out, name="report", *, title=None, confusion_key="confus
 
 
 def plot_confusion(cm, labels, path, *, title=""):
-    import matplotlib
+    from affectedge.report import style
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = style.pyplot("the confusion-matrix plot")
     rows = cm.sum(axis=1, keepdims=True)
     norm = np.divide(cm, rows, out=np.zeros(cm.shape, float), where=rows > 0)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(labels), 0.8 + 0.7 * len(labels)), dpi=110)
-    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(labels), 0.8 + 0.7 * len(labels)), dpi=style.DPI)
+    ax.imshow(norm, cmap=style.CMAP["confusion"], vmin=0, vmax=1)
     for i in range(cm.shape[0]):
         for j in range(cm.shape[1]):
-            ax.text(j, i, f"{cm[i, j]}\n{norm[i, j]:.2f}", ha="center", va="center", fontsize=7,
+            ax.text(j, i, f"{cm[i, j]}\n{norm[i, j]:.2f}", ha="center", va="center", fontsize=style.FONT["annotation"],
                     color="white" if norm[i, j] > 0.6 else "black")
-    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=style.FONT["tick"])
+    ax.set_yticks(range(len(labels)), labels, fontsize=style.FONT["tick"])
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    ax.set_title(title, fontsize=style.FONT["title"])
+    style.save(fig, path)
 
 
 def _find(d, key):
