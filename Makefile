@@ -36,7 +36,7 @@ system-deps:
 	@command -v dpkg >/dev/null 2>&1 || exit 0; \
 	missing=""; \
 	for p in $(SYSTEM_PACKAGES); do \
-	  dpkg -s "$$p" >/dev/null 2>&1 || missing="$$missing $$p"; \
+	  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = "0" ]; then \
