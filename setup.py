@@ -52,6 +52,7 @@ EXTRAS.update({
         "mne>=1.6",
         "threadpoolctl>=3.1",
         "playwright>=1.40",  # drives Debian's chromium in the dashboard's browser test
+        "praat-parselmouth>=0.4",  # Praat, the anchor of the voice-quality kernels' tests (GPL: tests only)
         "httpx>=0.27",  # starlette's TestClient
     ] + EXTRAS["train"] + EXTRAS["audio"] + EXTRAS["dashboard"] + EXTRAS["report"],
 })
