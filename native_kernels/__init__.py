@@ -6,9 +6,11 @@ Every kernel has a public wrapper that validates its input, a private
 class. float32 stays float32 and float64 stays float64.
 
 Modules: ``spectral`` (mel spectrogram, MFCC, deltas), ``silence`` (silence
-features after Atmaja & Akagi), ``eeg`` (Welch PSD, band power, differential
+features after Atmaja & Akagi), ``f0`` (``pitch``: YIN / pYIN,
+librosa-compatible), ``eeg`` (Welch PSD, band power, differential
 entropy), ``graph`` (electrode montages, adjacency, Laplacians, Chebyshev
-graph filtering). Names load lazily on first access.
+graph filtering), ``voice`` (``voice_quality``: Praat-style jitter,
+shimmer, HNR). Names load lazily on first access.
 """
 
 import importlib
@@ -29,6 +31,10 @@ _EXPORTS = {
     "SilenceFeatures": "silence",
     "StreamingSilence": "silence",
     "silence_features": "silence",
+    # pitch
+    "PitchResult": "f0",
+    "StreamingPitch": "f0",
+    "pitch": "f0",
     # eeg
     "DEFAULT_BANDS": "eeg",
     "StreamingBandPower": "eeg",
@@ -46,6 +52,9 @@ _EXPORTS = {
     "montage_positions": "graph",
     "normalized_laplacian": "graph",
     "scaled_laplacian": "graph",
+    # voice quality
+    "VoiceQuality": "voice",
+    "voice_quality": "voice",
     # runtime
     "jit_enabled": "_runtime",
     "warmup": "_runtime",

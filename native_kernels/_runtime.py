@@ -50,7 +50,16 @@ def _tasks():
         w = np.ones((2, 3, 2), dtype=dt)
         graph.chebyshev_filter(np.ones((2, 4, 3), dtype=dt), lap, w)
 
-    return [("mfcc", audio), ("silence", sil), ("eeg spectra", eeg_task), ("graph", graph_task)]
+    def pitch_task(dt):
+        from . import f0 as pm
+        y = (np.random.default_rng(4).standard_normal(4000) * 0.1).astype(dt)
+        pm.pitch(y, 16000, method="pyin")
+        pm.pitch(y, 16000, method="yin")
+        pm.StreamingPitch(sr=16000, dtype=dt, lag=2).push(y)
+        pm.StreamingPitch(sr=16000, dtype=dt, method="yin").push(y)
+
+    return [("mfcc", audio), ("silence", sil), ("eeg spectra", eeg_task), ("graph", graph_task),
+            ("pitch", pitch_task)]
 
 
 def warmup(*, progress=True, stream=None):

@@ -159,3 +159,21 @@ def prepare_signal(
         )
     y = _fix_nonfinite(y, name, nan_policy, "index" if ndim == 1 else "(channel, sample)")
     return np.ascontiguousarray(y, dtype=dtype)
+
+
+def mono_float_chunk(chunk, dtype):
+    """A streaming push's chunk as 1-D audio of the stream's dtype (ParameterError for other shapes/dtypes)."""
+    if type(chunk) is not np.ndarray or chunk.ndim != 1 or chunk.dtype != dtype:
+        chunk = np.asarray(chunk)
+        if chunk.ndim != 1:
+            raise ParameterError(
+                f"chunk has shape {chunk.shape}; mono audio (1-dimensional) is required. "
+                "Mix down multi-channel audio first, e.g. chunk.mean(axis=1)"
+            )
+        if chunk.dtype not in (np.float32, np.float64):
+            raise ParameterError(
+                f"chunk has dtype {chunk.dtype}; float audio in [-1, 1] is required "
+                "(e.g. pcm.astype(np.float32) / 32768 for 16-bit PCM)"
+            )
+        chunk = chunk.astype(dtype)
+    return chunk

@@ -30,6 +30,7 @@ from ._validate import (
     check_positive_int,
     check_rate,
     check_real,
+    mono_float_chunk,
     prepare_signal,
 )
 
@@ -773,19 +774,7 @@ class StreamingMFCC:
         self.samples_seen = 0
 
     def _check_chunk(self, chunk):
-        if type(chunk) is not np.ndarray or chunk.ndim != 1 or chunk.dtype != self.dtype:
-            chunk = np.asarray(chunk)
-            if chunk.ndim != 1:
-                raise ParameterError(
-                    f"chunk has shape {chunk.shape}; mono audio (1-dimensional) is required. "
-                    "Mix down multi-channel audio first, e.g. chunk.mean(axis=1)"
-                )
-            if chunk.dtype not in (np.float32, np.float64):
-                raise ParameterError(
-                    f"chunk has dtype {chunk.dtype}; float audio in [-1, 1] is required "
-                    "(e.g. pcm.astype(np.float32) / 32768 for 16-bit PCM)"
-                )
-            chunk = chunk.astype(self.dtype)
+        chunk = mono_float_chunk(chunk, self.dtype)
         if self._jit:
             bad = _first_nonfinite(chunk)
         else:
