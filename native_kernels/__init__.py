@@ -10,7 +10,8 @@ features after Atmaja & Akagi), ``f0`` (``pitch``: YIN / pYIN,
 librosa-compatible), ``eeg`` (Welch PSD, band power, differential
 entropy), ``graph`` (electrode montages, adjacency, Laplacians, Chebyshev
 graph filtering), ``voice`` (``voice_quality``: Praat-style jitter,
-shimmer, HNR). Names load lazily on first access.
+shimmer, HNR), ``lld`` (``spectral_llds``: eGeMAPS-style alpha ratio,
+Hammarberg index, spectral slopes, flux, loudness). Names load lazily on first access.
 """
 
 import importlib
@@ -55,6 +56,9 @@ _EXPORTS = {
     # voice quality
     "VoiceQuality": "voice",
     "voice_quality": "voice",
+    # spectral LLDs (eGeMAPS)
+    "SpectralLLDs": "lld",
+    "spectral_llds": "lld",
     # runtime
     "jit_enabled": "_runtime",
     "warmup": "_runtime",
