@@ -2,12 +2,16 @@
 
     python examples/live_affect.py --audio mic --eeg synthetic
     python examples/live_affect.py --audio speech.wav --face faces/ --eeg playback:rec.muse2.csv
+    python examples/live_affect.py --smoke      # an EmoDB clip + BrainFlow's synthetic board, 6 s (CI)
 
 Prints one line per fused result and writes every record to results.jsonl.
 Copy it and replace ``show`` with what your app does with the signal.
 """
 
 import argparse
+import os
+import tempfile
+from pathlib import Path
 
 from affectedge import runtime, sensors
 
@@ -30,7 +34,16 @@ def main():
     ap.add_argument("--face", default=None, help="camera[:N], a video file or an image folder")
     ap.add_argument("--eeg", default=None, help="synthetic, playback:FILE or BOARD[:k=v,...]")
     ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--out", default="results.jsonl", help="where every record goes (JSON Lines)")
+    ap.add_argument("--smoke", action="store_true", help="a real speech file and the synthetic board for 6 s")
     a = ap.parse_args()
+    if a.smoke:  # the shared data folder: $AFFECTEDGE_DATA_DIR, else ../shared/data beside the repository
+        data = os.environ.get("AFFECTEDGE_DATA_DIR") or Path(__file__).resolve().parents[1].parent / "shared" / "data"
+        wav = Path(data) / "speech" / "emodb" / "wav" / "08b03Tc.wav"
+        if not wav.is_file():
+            ap.error(f"smoke: {wav} not found; set AFFECTEDGE_DATA_DIR to the shared data folder")
+        a.audio, a.eeg, a.seconds = str(wav), "synthetic", 6.0
+        a.out = str(Path(tempfile.mkdtemp(prefix="live_affect_")) / "results.jsonl")
     clock = sensors.Clock()
     lanes = {}
     if a.audio:
@@ -43,10 +56,13 @@ def main():
         lanes["eeg"] = (sensors.open_eeg(a.eeg, clock=clock), runtime.EEGTask())
     if not lanes:
         ap.error("give at least one of --audio, --face, --eeg")
-    rt = runtime.Runtime(jsonl="results.jsonl", on_result=show, duration_s=a.seconds, clock=clock,
+    rt = runtime.Runtime(jsonl=a.out, on_result=show, duration_s=a.seconds, clock=clock,
                          handle_signals=True, **lanes)
     summary = rt.run()
-    print(f"done: {summary['results']} results, {summary['events']} events, stopped by {summary['stopped_by']}")
+    print(f"done: {summary['results']} results, {summary['events']} events, stopped by {summary['stopped_by']}; "
+          f"records in {a.out}")
+    if a.smoke:
+        print("smoke: ok")
 
 
 if __name__ == "__main__":

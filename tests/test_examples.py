@@ -54,7 +54,8 @@ def _label_line(out, labels, marker=""):
 
 
 SMOKE_EXAMPLES = ("voice_mood_meter.py", "eeg_relaxation_monitor.py", "webcam_expressions.py", "multimodal_fusion.py",
-                  "quantize_for_raspberry_pi.sh", "train_on_your_own_data.py")
+                  "quantize_for_raspberry_pi.sh", "train_on_your_own_data.py", "live_affect.py",
+                  "speech_stream_callback.py", "extract_features.py")
 
 
 def test_every_smoke_example_has_a_test_a_how_to_and_a_readme_entry():
@@ -129,4 +130,28 @@ def test_train_on_your_own_data(tmp_path):
     assert "labels anger, happiness, neutral" in out, out
     assert _label_line(out, ("anger", "happiness", "neutral"), " s  "), out
     assert "silence -> (no_speech)" in out
+    assert "smoke: ok" in out
+
+
+@needs_data
+@_needs("brainflow")
+def test_live_affect(tmp_path):
+    out = run_example("live_affect.py", tmp_path)
+    from affectedge.runtime import TAXONOMY
+
+    assert _label_line(out, TAXONOMY, " from "), out  # fused lines name their modalities
+    assert "stopped by duration" in out and "smoke: ok" in out
+
+
+@needs_data
+def test_speech_stream_callback(tmp_path):
+    out = run_example("speech_stream_callback.py", tmp_path)
+    assert _label_line(out, models.card("speech-emotion").labels, " s  "), out
+    assert "(no_speech)" in out, "silence must get a status"
+    assert "smoke: ok" in out
+
+
+def test_extract_features(tmp_path):
+    out = run_example("extract_features.py", tmp_path)
+    assert "MFCC" in out and "silence: ratio" in out and "max |streamed - batch(center=False)|" in out
     assert "smoke: ok" in out
