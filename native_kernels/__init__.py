@@ -11,7 +11,7 @@ librosa-compatible), ``eeg`` (Welch PSD, band power, differential
 entropy), ``graph`` (electrode montages, adjacency, Laplacians, Chebyshev
 graph filtering), ``voice`` (``voice_quality``: Praat-style jitter,
 shimmer, HNR), ``lld`` (``spectral_llds``: eGeMAPS-style alpha ratio,
-Hammarberg index, spectral slopes, flux, loudness). Names load lazily on first access.
+Hammarberg index, spectral slopes, flux, loudness, MFCC 1-4). Names load lazily on first access.
 """
 
 import importlib
@@ -58,6 +58,7 @@ _EXPORTS = {
     "voice_quality": "voice",
     # spectral LLDs (eGeMAPS)
     "SpectralLLDs": "lld",
+    "StreamingSpectralLLDs": "lld",
     "spectral_llds": "lld",
     # runtime
     "jit_enabled": "_runtime",

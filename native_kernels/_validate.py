@@ -18,6 +18,8 @@ __all__ = [
     "check_rate",
     "check_real",
     "float_dtype",
+    "finite_stream_chunk",
+    "mono_float_chunk",
     "prepare_signal",
 ]
 
@@ -176,4 +178,16 @@ def mono_float_chunk(chunk, dtype):
                 "(e.g. pcm.astype(np.float32) / 32768 for 16-bit PCM)"
             )
         chunk = chunk.astype(dtype)
+    return chunk
+
+
+def finite_stream_chunk(chunk, dtype, samples_seen):
+    """:func:`mono_float_chunk`, refusing the whole chunk (nothing consumed) when it holds NaN/inf."""
+    chunk = mono_float_chunk(chunk, dtype)
+    if not np.isfinite(chunk).all():
+        bad = int(np.argmax(~np.isfinite(chunk)))
+        raise ParameterError(
+            f"chunk contains {chunk[bad]} at index {bad} (stream sample {samples_seen + bad}); nothing "
+            "from this chunk was consumed. Clean the audio (e.g. np.nan_to_num) before pushing"
+        )
     return chunk

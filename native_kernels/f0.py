@@ -78,7 +78,7 @@ from affectedge.errors import ParameterError
 
 from . import _config
 from ._config import njit
-from ._validate import check_choice, check_positive_int, check_rate, check_real, mono_float_chunk, prepare_signal
+from ._validate import check_choice, check_positive_int, check_rate, check_real, finite_stream_chunk, prepare_signal
 
 __all__ = ["PitchResult", "StreamingPitch", "pitch"]
 
@@ -897,14 +897,7 @@ class StreamingPitch:
         return self._result(e, np.zeros(0, dtype=np.bool_), e.copy())
 
     def _check_chunk(self, chunk):
-        chunk = mono_float_chunk(chunk, self.dtype)
-        if not np.isfinite(chunk).all():
-            bad = int(np.argmax(~np.isfinite(chunk)))
-            raise ParameterError(
-                f"chunk contains {chunk[bad]} at index {bad} (stream sample {self.samples_seen + bad}); nothing "
-                "from this chunk was consumed. Clean the audio (e.g. np.nan_to_num) before pushing"
-            )
-        return chunk
+        return finite_stream_chunk(chunk, self.dtype, self.samples_seen)
 
     def push(self, chunk):
         """Feed samples; returns the :class:`PitchResult` of the newly decided frames."""

@@ -1,4 +1,4 @@
-"""Speech emotion: corpus loaders, feature pipeline, quick training, ONNX export and card checks.
+"""Speech emotion: feature pipeline, quick training, ONNX export and card checks.
 
 Uses the real EmoDB clips in ../shared/data (skipped where that folder is absent).
 """
@@ -11,13 +11,12 @@ import numpy as np
 import pytest
 
 from affectedge.errors import ModelError, ParameterError
+from _speech import pick_emodb
 
 pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("sklearn")
 
-EMODB_CODES = {"anger": "W", "boredom": "L", "disgust": "E", "fear": "A", "happiness": "F", "sadness": "T",
-               "neutral": "N"}
 
 
 @pytest.fixture(scope="module")
@@ -37,98 +36,9 @@ def quick_model(emodb, tmp_path_factory):
     return out, card_path
 
 
-def _pick(emodb, per_label=2, speakers=("03", "08")):
-    from affectedge.training.corpora import load_corpus
-
-    items = load_corpus(emodb, "emodb")
-    out = []
-    for spk in speakers:
-        for lab in EMODB_CODES:
-            out += [it for it in items if it[2] == spk and it[1] == lab][:per_label]
-    return out
 
 
-# ------------------------------------------------------------------ loaders
-
-def test_emodb_loader_real(emodb):
-    from affectedge.training.corpora import detect_layout, load_corpus
-
-    items = load_corpus(emodb, "emodb")
-    assert len(items) == 535
-    assert {s for _, _, s in items} == {"03", "08", "09", "10", "11", "12", "13", "14", "15", "16"}
-    assert {lab for _, lab, _ in items} == set(EMODB_CODES)
-    assert detect_layout(emodb) in ("csv", "emodb")
-    auto = load_corpus(emodb)  # labels.csv manifest: same clips, labels and speakers
-    assert [(os.path.basename(p), lab, s) for p, lab, s in auto] == [
-        (os.path.basename(p), lab, s) for p, lab, s in items]
-    p, lab, s = next(it for it in items if it[0].endswith("03a01Wa.wav"))
-    assert (lab, s) == ("anger", "03")
-
-
-def test_ravdess_layout(emodb, tmp_path):
-    from affectedge.training.corpora import detect_layout, load_corpus
-
-    code = {"neutral": "01", "happiness": "03", "sadness": "04", "anger": "05", "fear": "06", "disgust": "07"}
-    for i, (path, lab, spk) in enumerate(_pick(emodb, 1)):
-        if lab not in code:
-            continue
-        actor = "01" if spk == "03" else "02"
-        d = tmp_path / f"Actor_{actor}"
-        d.mkdir(exist_ok=True)
-        os.symlink(path, d / f"03-01-{code[lab]}-01-01-{i % 2 + 1:02d}-{actor}.wav")
-    assert detect_layout(tmp_path) == "ravdess"
-    items = load_corpus(tmp_path)
-    assert {s for _, _, s in items} == {"01", "02"}
-    assert {lab for _, lab, _ in items} == set(code)
-
-
-def test_folder_and_csv_layouts(emodb, tmp_path):
-    from affectedge.training.corpora import detect_layout, load_corpus
-
-    names = {"anger": "angry", "happiness": "happy", "sadness": "sad", "fear": "fearful", "neutral": "neutral"}
-    folder = tmp_path / "tess"
-    rows = ["path,label,speaker"]
-    for i, (path, lab, spk) in enumerate(_pick(emodb, 1)):
-        if lab in names:
-            d = folder / f"{'OAF' if spk == '03' else 'YAF'}_{names[lab]}"
-            d.mkdir(parents=True, exist_ok=True)
-            os.symlink(path, d / f"clip{i}.wav")
-        rows.append(f"{path},{lab},{spk}")
-    assert detect_layout(folder) == "folder"
-    items = load_corpus(folder)
-    assert {lab for _, lab, _ in items} == set(names)
-    assert {s for _, _, s in items} == {"OAF", "YAF"}
-    # plain folder-per-label with synonym 'ps'
-    plain = tmp_path / "plain"
-    (plain / "ps").mkdir(parents=True)
-    shutil.copy(items[0][0], plain / "ps" / "a.wav")
-    assert load_corpus(plain, "folder")[0][1] == "surprise"
-    (tmp_path / "man").mkdir()
-    (tmp_path / "man" / "manifest.csv").write_text("\n".join(rows) + "\n")
-    got = load_corpus(tmp_path / "man")
-    assert detect_layout(tmp_path / "man") == "csv"
-    assert len(got) == len(rows) - 1 and {s for _, _, s in got} == {"03", "08"}
-
-
-def test_loader_errors(emodb, tmp_path):
-    from affectedge.training.corpora import load_corpus
-
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(ParameterError, match="no .wav files"):
-        load_corpus(tmp_path / "empty")
-    bad = tmp_path / "bad" / "grumpy"
-    bad.mkdir(parents=True)
-    os.symlink(_pick(emodb, 1)[0][0], bad / "x.wav")
-    with pytest.raises(ParameterError, match="grumpy.*not in the shared taxonomy"):
-        load_corpus(tmp_path / "bad")
-    with pytest.raises(ParameterError, match="layout 'timit' is unknown"):
-        load_corpus(tmp_path / "bad", "timit")
-    with pytest.raises(ParameterError, match="does not exist"):
-        load_corpus(tmp_path / "nowhere")
-    (tmp_path / "m").mkdir()
-    (tmp_path / "m" / "manifest.csv").write_text(f"path,label\n{_pick(emodb, 1)[0][0]},elated\n")
-    with pytest.raises(ParameterError, match="elated"):
-        load_corpus(tmp_path / "m")
+# Corpus-loader tests (EmoDB, RAVDESS, folder, csv, SAVEE, TESS, unknown speakers): tests/test_corpora.py
 
 
 # ----------------------------------------------------------------- pipeline
@@ -144,7 +54,7 @@ def test_pipeline_shapes_and_calibration(emodb):
     assert x.shape == pipe.input_shape == (251, 65) and x.dtype == np.float32
     n = pipe.frames(y, sr).shape[0]
     assert x[:n, -1].sum() == min(n, 251) and np.all(x[n:] == 0)
-    clips = [read_wav(p)[0] for p, _, _ in _pick(emodb, 1, ("03",))]
+    clips = [read_wav(p)[0] for p, _, _ in pick_emodb(emodb, 1, ("03",))]
     cal = SpeakerNormalizer.from_audio(pipe, clips, sample_rate_hz=16000)
     xc = pipe(y, calibration=cal, sample_rate_hz=sr)
     assert abs(float(xc[:n, :-1].mean())) < 1.5 and not np.allclose(xc, x)
@@ -274,7 +184,7 @@ def test_cross_corpus_and_bad_inputs(quick_model, emodb, tmp_path):
     from affectedge.training import speech
 
     code = {"neutral": "01", "calm": "02", "happiness": "03", "sadness": "04", "anger": "05"}
-    picked = _pick(emodb, 2, ("09", "10"))
+    picked = pick_emodb(emodb, 2, ("09", "10"))
     for i, (path, lab, spk) in enumerate(picked):
         if lab in code:
             actor = "01" if spk == "09" else "02"
