@@ -11,7 +11,8 @@ librosa-compatible), ``eeg`` (Welch PSD, band power, differential
 entropy), ``graph`` (electrode montages, adjacency, Laplacians, Chebyshev
 graph filtering), ``voice`` (``voice_quality``: Praat-style jitter,
 shimmer, HNR), ``lld`` (``spectral_llds``: eGeMAPS-style alpha ratio,
-Hammarberg index, spectral slopes, flux, loudness, MFCC 1-4). Names load lazily on first access.
+Hammarberg index, spectral slopes, flux, loudness, MFCC 1-4), ``gemaps``
+(``egemaps``: the eGeMAPS v02 LLDs and 88 functionals). Names load lazily on first access.
 """
 
 import importlib
@@ -60,6 +61,16 @@ _EXPORTS = {
     "SpectralLLDs": "lld",
     "StreamingSpectralLLDs": "lld",
     "spectral_llds": "lld",
+    # eGeMAPS v02
+    "EGeMAPS": "gemaps",
+    "egemaps": "gemaps",
+    "egemaps_llds": "gemaps",
+    # formants and harmonic levels (eGeMAPS)
+    "FormantTrack": "formant",
+    "HarmonicLevels": "formant",
+    "StreamingFormants": "formant",
+    "formants": "formant",
+    "harmonic_levels": "formant",
     # runtime
     "jit_enabled": "_runtime",
     "warmup": "_runtime",
@@ -72,9 +83,12 @@ def __getattr__(name):
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'affectedge.native_kernels' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+    mod = importlib.import_module(f"{__name__}.{module}")
+    # bind every export of that module at once (a submodule import never shadows an exported name)
+    for other, where in _EXPORTS.items():
+        if where == module:
+            globals()[other] = getattr(mod, other)
+    return globals()[name]
 
 
 def __dir__():

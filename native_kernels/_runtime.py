@@ -58,8 +58,20 @@ def _tasks():
         pm.StreamingPitch(sr=16000, dtype=dt, lag=2).push(y)
         pm.StreamingPitch(sr=16000, dtype=dt, method="yin").push(y)
 
+    def egemaps_task(dt):
+        from . import formant, gemaps, lld
+
+        t = np.arange(8000) / 16000
+        y = (0.3 * np.sin(2 * np.pi * 140 * t) + 0.01 * np.random.default_rng(5).standard_normal(8000)).astype(dt)
+        lld.StreamingSpectralLLDs(sr=16000, dtype=dt).push(y)
+        formant.StreamingFormants(sr=16000, dtype=dt).push(y)
+        for compat in (False, True):
+            gemaps.egemaps(y, 16000, opensmile_compat=compat)
+        gemaps.egemaps(y, 16000, pitch_method="yin")
+        # the pulse and HNR kernels run in float64 whatever the input: compiled once above
+
     return [("mfcc", audio), ("silence", sil), ("eeg spectra", eeg_task), ("graph", graph_task),
-            ("pitch", pitch_task)]
+            ("pitch", pitch_task), ("egemaps", egemaps_task)]
 
 
 def warmup(*, progress=True, stream=None):

@@ -11,7 +11,7 @@ default) is resampled with ``soxr.resample(y, rate, sr, "HQ")`` first.
 Output: float32 array ``(n_frames, n_features)`` with, per frame (hop
 ``hop_length`` samples)::
 
-    [ n_mfcc MFCC | n_mfcc deltas | n_mfcc delta-deltas | 4 silence features | valid ]
+    [ n_mfcc MFCC | n_mfcc deltas | n_mfcc delta-deltas | 4 silence features | 25 eGeMAPS LLDs | valid ]
 
 * MFCC: ``mfcc(y, sr, n_mfcc, n_mels, n_fft, hop_length)`` (librosa-compatible,
   top_db=80); deltas: Savitzky-Golay ``delta`` over ``delta_width`` frames.
@@ -19,6 +19,10 @@ Output: float32 array ``(n_frames, n_features)`` with, per frame (hop
   silence ratio, silent segments, mean and longest silence (s), with
   ``threshold_factor`` x mean RMS as the silence threshold; the same four
   values are repeated on every frame (``silence=False`` drops them).
+* eGeMAPS LLDs (``lld=True``): the 25 low-level descriptors of
+  :func:`affectedge.native_kernels.gemaps_llds` (pitch, jitter, shimmer,
+  HNR, formants, harmonic levels, loudness, spectral balance), computed on
+  the same hop and placed on the MFCC frame grid (``SpeechFeatures._llds``).
 * Window: the utterance's frames are cropped to the central ``n_frames``
   when longer (``n_frames`` = 251 frames = 4.0 s at 16 kHz / hop 256) and
   zero-padded at the end when shorter; the last column ``valid`` is 1 for a
@@ -41,6 +45,8 @@ from affectedge.errors import ParameterError
 __all__ = ["SpeakerNormalizer", "SpeechFeatures"]
 
 _SILENCE_NAMES = ("silence_ratio", "silent_segments", "mean_silence_s", "longest_silence_s")
+N_LLD = 25  # len(affectedge.native_kernels.gemaps.LLD_NAMES)
+LLD_SHIFT = 1  # MFCC frames are centred, LLD frames left-aligned: see SpeechFeatures._llds
 
 
 class SpeakerNormalizer:
@@ -100,7 +106,7 @@ class SpeechFeatures:
 
     def __init__(self, *, sr=16000, n_mfcc=20, n_mels=40, n_fft=512, hop_length=256, delta_width=9,
                  n_frames=251, silence=True, threshold_factor=0.3, silence_frame_length=2048,
-                 silence_hop_length=512, norm_mean=None, norm_std=None, **unknown):
+                 silence_hop_length=512, lld=False, norm_mean=None, norm_std=None, **unknown):
         if unknown:
             raise ParameterError(f"speech-mfcc-silence has no parameter(s) {sorted(unknown)}; "
                                  "the card was written by another version -- retrain or update affectedge")
@@ -129,7 +135,10 @@ class SpeechFeatures:
             raise ParameterError(f"threshold_factor={threshold_factor!r} must be in (0, 1)")
         self.silence_frame_length = _int(silence_frame_length, "silence_frame_length", 16)
         self.silence_hop_length = _int(silence_hop_length, "silence_hop_length", 1)
-        self.n_features = 3 * self.n_mfcc + (4 if self.silence else 0) + 1
+        self.lld = bool(lld)
+        if self.lld and self.sr < 10000:
+            raise ParameterError(f"lld=True needs sr >= 10000 Hz (eGeMAPS bands reach 5 kHz); got sr={self.sr}")
+        self.n_features = 3 * self.n_mfcc + (4 if self.silence else 0) + (N_LLD if self.lld else 0) + 1
         self.norm = None
         if (norm_mean is None) != (norm_std is None):
             raise ParameterError("norm_mean and norm_std must be given together")
@@ -148,6 +157,8 @@ class SpeechFeatures:
             "silence": self.silence, "threshold_factor": self.threshold_factor,
             "silence_frame_length": self.silence_frame_length, "silence_hop_length": self.silence_hop_length,
         }
+        if self.lld:
+            d["lld"] = True
         if self.norm is not None:
             d["norm_mean"] = [float(x) for x in self.norm.mean]
             d["norm_std"] = [float(x) for x in self.norm.std]
@@ -167,6 +178,10 @@ class SpeechFeatures:
         names = m + [f"d_{x}" for x in m] + [f"dd_{x}" for x in m]
         if self.silence:
             names += list(_SILENCE_NAMES)
+        if self.lld:
+            from affectedge.native_kernels.gemaps import LLD_NAMES
+
+            names += ["egemaps_" + n for n in LLD_NAMES]
         return names + ["valid"]
 
     def with_norm(self, normalizer):
@@ -236,7 +251,20 @@ class SpeechFeatures:
             s = silence_features(y, sr=self.sr, threshold_factor=self.threshold_factor,
                                  frame_length=self.silence_frame_length, hop_length=self.silence_hop_length)
             f = np.concatenate([f, np.broadcast_to(s.as_array(np.float32), (f.shape[0], 4))], axis=1)
+        if self.lld:
+            f = np.concatenate([f, self._llds(y, f.shape[0])], axis=1)
         return np.ascontiguousarray(f, dtype=np.float32)
+
+    def _llds(self, y, t):
+        """eGeMAPS LLDs on the MFCC frame grid: LLD frame k (samples [k hop, k hop + 60 ms)) goes to MFCC
+        frame k + LLD_SHIFT (MFCC frame j is centred on sample j hop); the edges repeat the nearest frame."""
+        from affectedge.native_kernels.gemaps import egemaps_llds
+
+        need = int(round(0.080 * self.sr))
+        yy = y if y.shape[0] >= need else np.pad(y, (0, need - y.shape[0]))
+        ll = egemaps_llds(yy, self.sr, hop_length=self.hop_length).llds
+        idx = np.clip(np.arange(t) - LLD_SHIFT, 0, ll.shape[0] - 1)
+        return ll[idx].astype(np.float32)
 
     def window(self, frames, calibration=None, *, offset=None):
         """Normalise, crop (central ``n_frames``, or from ``offset``) and pad; adds the valid column."""
@@ -263,4 +291,4 @@ class SpeechFeatures:
 
     def __repr__(self):
         return f"SpeechFeatures(n_mfcc={self.n_mfcc}, n_frames={self.n_frames}, silence={self.silence}, " \
-               f"threshold_factor={self.threshold_factor})"
+               f"threshold_factor={self.threshold_factor}, lld={self.lld})"
