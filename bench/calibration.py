@@ -214,10 +214,11 @@ def run(data, out=None, *, speakers=None, quick=False, seeds=10, budgets=BUDGETS
     from affectedge.errors import ParameterError
     from affectedge.features.speech import SpeakerNormalizer
     from affectedge.training import speech as ts
+    from affectedge.training._common import single_thread
     from affectedge.training.metrics import classification_report
 
     t_start = time.perf_counter()
-    ts._single_thread()
+    single_thread()
     hp = ts.QUICK if quick else ts.FULL
     items, labels, y, spk_all = ts._corpus(data, layout, quick and not speakers)
     if speakers:

@@ -7,7 +7,11 @@ every artifact checked numerically in every runtime it targets.
     >>> res.chosen        # {"onnxruntime": "speech-emotion.int8.onnx"}
 
 Sources: a zoo id, ``package.module:factory`` plus ``weights`` (a state_dict),
-a ``.pt2`` ExportedProgram, or an ``.onnx`` file (ONNX targets only). The
+a ``.pt2`` ExportedProgram, or an ``.onnx`` file (ONNX targets only).
+Calibration and validation data: a dataset folder (read with the model
+card's feature pipeline), an ``.npz`` / ``.npy`` of inputs, or any
+:class:`CalibrationData` (``get_next()`` -> ``{input name: array}``, as
+onnxruntime's ``CalibrationDataReader``; :class:`ArrayData` wraps arrays). The
 output folder gets the delivered artifacts, ``report.json``, ``report.md``,
 ``report.png`` and, for models with a card, a ``card.json`` pointing at the
 ONNX artifact the on-device runtime should load.
@@ -24,7 +28,9 @@ misses its budget. ``affectedge quantize`` / ``affectedge export`` exit codes:
 import importlib
 
 __all__ = [
+    "ArrayData",
     "Budgets",
+    "CalibrationData",
     "CalibrationMethod",
     "Check",
     "ExportOptions",
@@ -41,6 +47,8 @@ __all__ = [
 ]
 
 _WHERE = {
+    "ArrayData": "_data",
+    "CalibrationData": "_data",
     "Budgets": "_options",
     "CalibrationMethod": "_options",
     "ExportOptions": "_options",

@@ -107,7 +107,7 @@ def compare(outputs, reference):
 
 def task_metric(name, outputs, labels):
     """UAR or accuracy of the first class output against ``labels``."""
-    from affectedge.training.metrics import uar, war
+    from affectedge._metrics import uar, war
 
     out = np.asarray(outputs[0])
     if out.ndim == 2 and out.shape[-1] > 1 and len(out) == len(labels):

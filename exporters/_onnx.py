@@ -34,7 +34,7 @@ from affectedge.errors import ExportError
 
 from ._options import CalibrationMethod, Int8Scheme
 
-__all__ = ["Built", "export_fp32", "graph_ops", "is_recurrent", "preprocess", "to_fp16", "to_int8"]
+__all__ = ["Built", "export_fp32", "graph_ops", "is_recurrent", "preprocess", "to_fp16", "to_int8", "torch_to_onnx"]
 
 RECURRENT_OPS = frozenset({"LSTM", "GRU", "RNN", "Loop", "Scan"})
 # Softmax output quantized to 8 bits flips the arg-max of near-tied classes
@@ -122,27 +122,39 @@ def export_fp32(source, example, out_path) -> Built:
 
     ep = source.exported_program(example)
     args = tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in example)
+    torch_to_onnx(ep, args, what=repr(source.ref), f=str(out_path), external_data=False, optimize=True)
+    for stale in out_path.parent.glob(out_path.name + ".data"):
+        stale.unlink()
+    strip_metadata(out_path)
+    return Built(out_path, "fp32", "torch.onnx dynamo", [])
+
+
+def torch_to_onnx(model, args, *, what, **kwargs):
+    """``torch.onnx.export(model, args, dynamo=True, **kwargs)`` with the converter's chatter kept off stdout.
+
+    Returns the ONNXProgram. A failure is an :class:`ExportError` about ``what``
+    (e.g. the source reference) that names the operator(s) torch.onnx cannot
+    translate, when the failure says which.
+    """
+    import torch
+
     try:
         with _quiet():
-            torch.onnx.export(ep, args, str(out_path), dynamo=True, external_data=False, optimize=True)
+            return torch.onnx.export(model, args, dynamo=True, **kwargs)
     except Exception as exc:
         text = _ANSI_RE.sub("", f"{type(exc).__name__}: {exc}")
         found = set(_ATEN_RE.findall(text))
         ops = sorted(o for o in found if not any(p != o and p.startswith(o + ".") for p in found))
         if ops:
             raise ExportError(
-                f"ONNX export of {source.ref!r} failed: operator {', '.join(ops)} is not supported by torch.onnx "
+                f"ONNX export of {what} failed: operator {', '.join(ops)} is not supported by torch.onnx "
                 f"(dynamo exporter, torch {torch.__version__}), so it cannot run in onnxruntime. Replace the op in "
                 "the model or register a custom translation (torch.onnx.export(custom_translation_table=...))"
             ) from exc
         raise ExportError(
-            f"ONNX export of {source.ref!r} failed in torch.onnx (torch {torch.__version__}): "
+            f"ONNX export of {what} failed in torch.onnx (torch {torch.__version__}): "
             f"{_first_line(_ANSI_RE.sub('', str(exc)))}"
         ) from exc
-    for stale in out_path.parent.glob(out_path.name + ".data"):
-        stale.unlink()
-    strip_metadata(out_path)
-    return Built(out_path, "fp32", "torch.onnx dynamo", [])
 
 
 def strip_metadata(path):

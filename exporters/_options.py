@@ -91,6 +91,13 @@ def _fraction(value, name, *, low=0.0, high=1.0):
     return float(value)
 
 
+def _opt_data(value, name):
+    """A data option: a path, or a CalibrationData object (``get_next()``) kept as it is."""
+    from ._data import is_reader
+
+    return value if is_reader(value) else _opt_path(value, name)
+
+
 def _opt_path(value, name):
     if value is None:
         return None
@@ -138,8 +145,10 @@ class QuantizeOptions:
     ``source``: a zoo id, ``package.module:factory`` (with ``weights``), a
     ``.pt2`` ExportedProgram or an ``.onnx`` file (ONNX targets only).
     ``calibration`` / ``validation``: a dataset folder (read with the model
-    card's feature pipeline) or an ``.npz`` with ``x`` (or one array per input
-    name) and optional labels ``y``. ``threads``: inference threads for the
+    card's feature pipeline), an ``.npz`` with ``x`` (or one array per input
+    name) and optional labels ``y``, or a CalibrationData object
+    (``get_next()`` -> ``{input name: array}``, optional ``labels``; see
+    :mod:`affectedge.exporters._data`). ``threads``: inference threads for the
     checks (default: the profile's, else 1). ``profile``: a device profile
     name or file (:mod:`affectedge.device_profiles`), whose thread count the checks use. ``out``: output folder, written
     atomically. ``require_metric``: fail unless the validation data has
@@ -151,8 +160,8 @@ class QuantizeOptions:
     out: str | Path
     targets: tuple = (Target.ONNX,)
     precisions: tuple = (Precision.AUTO,)
-    calibration: str | Path | None = None
-    validation: str | Path | None = None
+    calibration: str | Path | None = None  # or a CalibrationData (see _data)
+    validation: str | Path | None = None  # or a CalibrationData
     calibration_method: CalibrationMethod = CalibrationMethod.MINMAX
     int8_scheme: Int8Scheme = Int8Scheme.AUTO
     threads: int | None = None
@@ -183,8 +192,8 @@ class QuantizeOptions:
                 "runtime; give either 'auto' alone or a list of fp32/fp16/int8"
             )
         object.__setattr__(self, "precisions", precisions)
-        object.__setattr__(self, "calibration", _opt_path(self.calibration, "calibration"))
-        object.__setattr__(self, "validation", _opt_path(self.validation, "validation"))
+        object.__setattr__(self, "calibration", _opt_data(self.calibration, "calibration"))
+        object.__setattr__(self, "validation", _opt_data(self.validation, "validation"))
         object.__setattr__(self, "weights", _opt_path(self.weights, "weights"))
         object.__setattr__(self, "calibration_method",
                            _enum_one(self.calibration_method, CalibrationMethod, "calibration_method"))

@@ -243,24 +243,13 @@ def _move_into_place(tmp, out):
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _shared_data_dir():
-    env = os.environ.get("AFFECTEDGE_DATA_DIR")
-    for c in (env, Path.cwd().parent / "shared" / "data", Path(__file__).resolve().parents[2] / "shared" / "data"):
-        if c and Path(c).is_dir():
-            return Path(c)
-    return None
-
-
 def _default_data(src):
-    if src.task is None:
+    """The source card's default corpus (from the data provider), when it is present here."""
+    if src.card is None:
         return None
-    from affectedge.training import task_module
+    from ._data import data_provider
 
-    rel = getattr(task_module(src.task), "DEFAULT_DATA", None)
-    base = _shared_data_dir()
-    if rel and base and (base / rel).exists():
-        return base / rel
-    return None
+    return data_provider().default_data(src.card)
 
 
 def _random_examples(opts, src, why, say):
@@ -279,7 +268,7 @@ def _random_examples(opts, src, why, say):
 
 
 def _validation(opts, src, say):
-    path = opts.validation or opts.calibration
+    path = opts.validation if opts.validation is not None else opts.calibration
     if path is not None:
         return load_data(path, src, purpose="validation", limit=opts.validation_limit, seed=opts.seed,
                          need_labels=opts.require_metric), None

@@ -55,11 +55,12 @@ class Source:
     # ------------------------------------------------------------ queries
     @property
     def task(self) -> str | None:
+        """The card's task, as the data provider (:func:`affectedge.exporters._data.data_provider`) names it."""
         if self.card is None:
             return None
-        from affectedge.training import MODEL_TASKS
+        from ._data import data_provider
 
-        return MODEL_TASKS.get(self.card.id)
+        return data_provider().task(self.card)
 
     @property
     def has_torch(self) -> bool:
@@ -67,7 +68,12 @@ class Source:
 
     @property
     def metric_name(self) -> str:
-        return "uar" if self.task == "speech" else "accuracy"
+        """The task metric on labelled validation data: the data provider's, accuracy without a card."""
+        if self.card is None:
+            return "accuracy"
+        from ._data import data_provider
+
+        return data_provider().metric(self.card)
 
     def describe(self) -> dict:
         return {

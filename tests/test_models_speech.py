@@ -68,6 +68,16 @@ def test_pipeline_shapes_and_calibration(emodb):
         pipe(np.zeros((2, 16000), np.float32), sample_rate_hz=16000)
     with pytest.raises(ParameterError, match="n_mfcc"):
         get_pipeline("speech-mfcc-silence", {"n_mfcc": 60})
+    # v2: the eGeMAPS LLDs and the calibrated flag (1 with the speaker's own normaliser, 0 with the fallback)
+    v2 = get_pipeline("speech-mfcc-silence", {"lld": True, "calibration_flag": True})
+    assert v2.input_shape == (251, 91) and v2.n_frame_features == 89
+    assert v2.feature_names[-2:] == ["calibrated", "valid"] and "egemaps_F0semitoneFrom27.5Hz_sma3nz" in v2.feature_names
+    cal2 = SpeakerNormalizer.from_audio(v2, clips, sample_rate_hz=16000)
+    f2 = v2.frames(y, sr)
+    assert f2.shape[1] == 89 and np.isfinite(f2).all()
+    w_cal, w_unc = v2.window(f2, cal2), v2.window(f2, cal2, calibrated=False)
+    assert np.all(w_cal[:n, -2] == 1) and np.all(w_unc[:, -2] == 0) and np.all(w_cal[n:] == 0)
+    assert np.array_equal(w_cal[:, :-2], w_unc[:, :-2])
     with pytest.raises(ParameterError, match="threshold_factor"):
         get_pipeline("speech-mfcc-silence", {"threshold_factor": 2.0})
 
@@ -123,7 +133,9 @@ def test_exported_model_loads_and_runs(quick_model, emodb):
     assert card["labels"] == ["anger", "boredom", "disgust", "fear", "happiness", "neutral", "sadness"]
     assert card["file_sha256"] == sha256_file(out / "model.onnx")
     assert card["file_size_bytes"] == (out / "model.onnx").stat().st_size
-    assert card["input"]["pipeline"] == "speech-mfcc-silence" and card["input"]["shape"][1:] == [251, 65]
+    # v2 input: 60 MFCC/deltas + 4 silence + 25 eGeMAPS LLDs + the calibrated flag + valid
+    assert card["input"]["pipeline"] == "speech-mfcc-silence" and card["input"]["shape"][1:] == [251, 91]
+    assert card["input"]["spec"]["lld"] is True and card["input"]["spec"]["calibration_flag"] is True
     assert card["extra"]["onnx_max_abs_diff_vs_torch"] < 1e-4
     assert (out / "card.md").is_file()
     m = models.load(out)
@@ -134,7 +146,7 @@ def test_exported_model_loads_and_runs(quick_model, emodb):
     # parameter count on the card equals the torch model's
     from affectedge.training import speech
 
-    tm = speech._build_model(65, 7, speech.QUICK, np.zeros((7, 2), np.float32))
+    tm = speech._build_model(91, 7, speech.QUICK, np.zeros((7, 2), np.float32))
     assert card["parameters"] == speech._param_count(tm) <= 100_000
     # calibrated run through the model's own pipeline gives a distribution too
     cal = m.pipeline.frames(y, sr)

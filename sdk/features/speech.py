@@ -11,7 +11,7 @@ default) is resampled with ``soxr.resample(y, rate, sr, "HQ")`` first.
 Output: float32 array ``(n_frames, n_features)`` with, per frame (hop
 ``hop_length`` samples)::
 
-    [ n_mfcc MFCC | n_mfcc deltas | n_mfcc delta-deltas | 4 silence features | 25 eGeMAPS LLDs | valid ]
+    [ n_mfcc MFCC | n_mfcc deltas | n_mfcc delta-deltas | 4 silence | 25 eGeMAPS LLDs | calibrated | valid ]
 
 * MFCC: ``mfcc(y, sr, n_mfcc, n_mels, n_fft, hop_length)`` (librosa-compatible,
   top_db=80); deltas: Savitzky-Golay ``delta`` over ``delta_width`` frames.
@@ -23,6 +23,9 @@ Output: float32 array ``(n_frames, n_features)`` with, per frame (hop
   :func:`affectedge.native_kernels.gemaps_llds` (pitch, jitter, shimmer,
   HNR, formants, harmonic levels, loudness, spectral balance), computed on
   the same hop and placed on the MFCC frame grid (``SpeechFeatures._llds``).
+* ``calibrated`` (``calibration_flag=True``): 1 on every real frame when the
+  speaker's own normaliser was applied, 0 when the spec's fallback
+  statistics were (the model then uses its uncalibrated head).
 * Window: the utterance's frames are cropped to the central ``n_frames``
   when longer (``n_frames`` = 251 frames = 4.0 s at 16 kHz / hop 256) and
   zero-padded at the end when shorter; the last column ``valid`` is 1 for a
@@ -106,7 +109,8 @@ class SpeechFeatures:
 
     def __init__(self, *, sr=16000, n_mfcc=20, n_mels=40, n_fft=512, hop_length=256, delta_width=9,
                  n_frames=251, silence=True, threshold_factor=0.3, silence_frame_length=2048,
-                 silence_hop_length=512, lld=False, norm_mean=None, norm_std=None, **unknown):
+                 silence_hop_length=512, lld=False, calibration_flag=False, norm_mean=None, norm_std=None,
+                 **unknown):
         if unknown:
             raise ParameterError(f"speech-mfcc-silence has no parameter(s) {sorted(unknown)}; "
                                  "the card was written by another version -- retrain or update affectedge")
@@ -138,15 +142,18 @@ class SpeechFeatures:
         self.lld = bool(lld)
         if self.lld and self.sr < 10000:
             raise ParameterError(f"lld=True needs sr >= 10000 Hz (eGeMAPS bands reach 5 kHz); got sr={self.sr}")
-        self.n_features = 3 * self.n_mfcc + (4 if self.silence else 0) + (N_LLD if self.lld else 0) + 1
+        self.calibration_flag = bool(calibration_flag)
+        self.n_frame_features = 3 * self.n_mfcc + (4 if self.silence else 0) + (N_LLD if self.lld else 0)
+        self.n_features = self.n_frame_features + (1 if self.calibration_flag else 0) + 1
         self.norm = None
         if (norm_mean is None) != (norm_std is None):
             raise ParameterError("norm_mean and norm_std must be given together")
         if norm_mean is not None:
             self.norm = SpeakerNormalizer(norm_mean, norm_std)
-            if self.norm.mean.shape[0] != self.n_features - 1:
+            if self.norm.mean.shape[0] != self.n_frame_features:
                 raise ParameterError(
-                    f"norm_mean has {self.norm.mean.shape[0]} values; this spec computes {self.n_features - 1} features")
+                    f"norm_mean has {self.norm.mean.shape[0]} values; this spec computes {self.n_frame_features} "
+                    "features")
 
     # ------------------------------------------------------------------ spec
     @property
@@ -159,6 +166,8 @@ class SpeechFeatures:
         }
         if self.lld:
             d["lld"] = True
+        if self.calibration_flag:
+            d["calibration_flag"] = True
         if self.norm is not None:
             d["norm_mean"] = [float(x) for x in self.norm.mean]
             d["norm_std"] = [float(x) for x in self.norm.std]
@@ -182,7 +191,7 @@ class SpeechFeatures:
             from affectedge.native_kernels.gemaps import LLD_NAMES
 
             names += ["egemaps_" + n for n in LLD_NAMES]
-        return names + ["valid"]
+        return names + (["calibrated"] if self.calibration_flag else []) + ["valid"]
 
     def with_norm(self, normalizer):
         """A copy of this pipeline whose uncalibrated fallback uses ``normalizer``."""
@@ -231,7 +240,7 @@ class SpeechFeatures:
         return y
 
     def frames(self, audio, sample_rate_hz=None, *, sr=None):
-        """Unnormalised features of every frame of the utterance, ``(frames, n_features - 1)``.
+        """Unnormalised features of every frame of the utterance, ``(frames, n_frame_features)``.
 
         ``sample_rate_hz``: the audio's rate (required; resampled to the
         pipeline's ``sr`` when different). No cropping or padding; used to
@@ -266,8 +275,15 @@ class SpeechFeatures:
         idx = np.clip(np.arange(t) - LLD_SHIFT, 0, ll.shape[0] - 1)
         return ll[idx].astype(np.float32)
 
-    def window(self, frames, calibration=None, *, offset=None):
-        """Normalise, crop (central ``n_frames``, or from ``offset``) and pad; adds the valid column."""
+    def window(self, frames, calibration=None, *, offset=None, calibrated=None):
+        """Normalise, crop (central ``n_frames``, or from ``offset``) and pad; adds the valid column.
+
+        With ``calibration_flag``, the ``calibrated`` column is 1 on real frames when ``calibration`` (the
+        speaker's own normaliser) is given and 0 when the spec's fallback statistics are used;
+        ``calibrated=`` overrides it (training passes pooled statistics as an uncalibrated normaliser).
+        """
+        if calibrated is None:
+            calibrated = calibration is not None
         if calibration is None:
             calibration = self.norm
         elif isinstance(calibration, dict):
@@ -281,7 +297,9 @@ class SpeechFeatures:
             f = f[start:start + self.n_frames]
             t = self.n_frames
         out = np.zeros(self.input_shape, dtype=np.float32)
-        out[:t, :-1] = f
+        out[:t, :self.n_frame_features] = f
+        if self.calibration_flag:
+            out[:t, -2] = 1.0 if calibrated else 0.0
         out[:t, -1] = 1.0
         return out
 

@@ -149,7 +149,7 @@ class SpeechTask(_Task):
         self.hop_frames = max(1, self.hop // self.pipe.hop_length)
         from ._calibration import OnlineCalibration, load_calibration
 
-        nfeat = self.pipe.n_features - 1
+        nfeat = self.pipe.n_frame_features
         if o.calibration is None:
             self.user_calibration = None
         elif isinstance(o.calibration, OnlineCalibration):

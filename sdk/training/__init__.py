@@ -23,11 +23,20 @@ One module per task, each with the same functions, so the CLI and
   trained module's ExportedProgram) so exporters can convert it to TFLite.
 
 ``quick=True`` trains tiny versions (a few epochs, a subset) for tests.
+
+:class:`TaskModule` types that contract (``task_module`` returns one); the
+infrastructure the task modules share (seeding, class weights, ONNX export
+and its check, cards, report lookup, shared-class scoring) is the internal
+layer :mod:`affectedge.training._common`, and
+:mod:`affectedge.training._calibration` serves the task modules' data to the
+exporters (through :mod:`affectedge._registry`).
 """
 
 import importlib
 
-__all__ = ["MODEL_TASKS", "TASKS", "task_module"]
+from ._common import TaskModule, task_module_gaps
+
+__all__ = ["MODEL_TASKS", "TASKS", "TaskModule", "task_module"]
 
 TASKS = {
     "speech": "affectedge.training.speech",
@@ -46,9 +55,13 @@ MODEL_TASKS = {
 }
 
 
-def task_module(task):
+def task_module(task) -> TaskModule:
+    """The module of ``task`` (a key of :data:`TASKS`), checked against :class:`TaskModule`."""
     from affectedge.errors import ParameterError
 
     if task not in TASKS:
         raise ParameterError(f"task {task!r} is unknown; choose one of {', '.join(TASKS)}")
-    return importlib.import_module(TASKS[task])
+    mod = importlib.import_module(TASKS[task])
+    if not isinstance(mod, TaskModule):
+        raise TypeError(f"{mod.__name__} is not a training task module: it lacks {', '.join(task_module_gaps(mod))}")
+    return mod

@@ -44,7 +44,9 @@ import numpy as np
 
 from affectedge.errors import ParameterError
 
-from ._export import save_exported_program
+from . import _common
+from ._common import (check_protocol, constant_first_matmuls, count_parameters, onnx_max_abs_diff, predict,
+                      progress_bar, sample_indices, save_card, save_exported_program, torch_setup)
 from .metrics import classification_report, macro_f1, save_report
 
 MODEL_ID = "eeg-valence-arousal"
@@ -171,17 +173,10 @@ def build_model(mean=None, std=None, *, k=3, hidden=16, region_hidden=16, dropou
     return HiGraphVA()
 
 
-def count_parameters(model):
-    return int(sum(p.numel() for p in model.parameters() if p.requires_grad))
-
-
 def fit_model(x, y, *, epochs, seed, hp=None, normalise=True):
     """Full-batch Adam on BCE (class-balanced per head). Returns the model in eval mode."""
-    import torch
-
-    torch.set_num_threads(1)
     hp = dict(HPARAMS, **(hp or {}))
-    torch.manual_seed(seed)
+    torch = torch_setup(seed)
     mean = x.mean(0) if normalise else np.zeros(x.shape[1:], np.float32)
     std = x.std(0) + 1e-6 if normalise else np.ones(x.shape[1:], np.float32)
     model = build_model(mean.astype(np.float32), std.astype(np.float32), **hp)
@@ -202,10 +197,10 @@ def fit_model(x, y, *, epochs, seed, hp=None, normalise=True):
 
 
 def predict_proba(model, x):
+    """P(valence positive), P(arousal high) per row of ``x``."""
     import torch
 
-    with torch.no_grad():
-        return torch.sigmoid(model.logits(torch.as_tensor(x, dtype=torch.float32))).numpy()
+    return predict(lambda t: torch.sigmoid(model.logits(t)), x)
 
 
 def fit_lr(x, y, C):
@@ -290,15 +285,7 @@ def _run(x, y, subjects, protocol, seed, quick, norm, progress):
     pred = {k: np.full((n, 2), -1, np.int64) for k in ("ours", "lr", "majority")}
     proba = np.full((n, 2), np.nan)
     folds = list(_folds(protocol, subjects, y, seed, quick))
-    it = folds
-    if progress:
-        try:
-            from tqdm import tqdm
-
-            it = tqdm(folds, desc=f"{protocol} ({norm})", leave=False)
-        except ImportError:
-            pass
-    for i, (_, tr, te) in enumerate(it):
+    for i, (_, tr, te) in enumerate(progress_bar(folds, progress, f"{protocol} ({norm})")):
         model = fit_model(xx[tr], y[tr], epochs=epochs, seed=seed + i, hp=hp)
         p = predict_proba(model, xx[te])
         proba[te] = p
@@ -314,8 +301,7 @@ def _run(x, y, subjects, protocol, seed, quick, norm, progress):
 
 def evaluate_protocol(data, protocol, *, layout=None, seed=0, quick=False, progress=True, out=None):
     """Retrain per fold under ``protocol``; report ours vs logistic regression vs majority."""
-    if protocol not in PROTOCOLS:
-        raise ParameterError(f"protocol {protocol!r} is unknown for {MODEL_ID}; choose one of {', '.join(PROTOCOLS)}")
+    check_protocol(protocol, PROTOCOLS, MODEL_ID, wording="is unknown for")
     t0 = time.perf_counter()
     x, y, subjects = load_deap(data, layout)
     norms = ("global",) if protocol == "subject-kfold" else ("global", "subject")
@@ -384,55 +370,40 @@ def export_onnx(model, example, path, input_name, output_names):
     """torch.onnx.export(dynamo=True) with a dynamic batch axis; returns the path."""
     import torch
 
-    path = Path(path)
     batch = torch.export.Dim("batch", min=1, max=4096)
-    ex = torch.as_tensor(example, dtype=torch.float32)
-    prog = torch.onnx.export(model, (ex,), dynamo=True, input_names=[input_name], output_names=list(output_names),
-                             dynamic_shapes=({0: batch},), optimize=True, verbose=False)
-    prog.save(str(path), external_data=False)
-    return path
+    return _common.export_onnx(model, example, path, input_names=[input_name], output_names=output_names,
+                               dynamic_shapes=({0: batch},))
 
 
 def verify_onnx(model, path, x):
     """Max abs difference per output between torch and onnxruntime on ``x``."""
-    import onnxruntime as ort
-    import torch
-
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    with torch.no_grad():
-        ref = model(torch.as_tensor(x, dtype=torch.float32))
-    if isinstance(ref, torch.Tensor):
-        ref = (ref,)
-    got = sess.run(None, {sess.get_inputs()[0].name: np.asarray(x, np.float32)})
-    return {o.name: float(np.max(np.abs(r.numpy() - g))) for o, r, g in zip(sess.get_outputs(), ref, got)}
+    return onnx_max_abs_diff(model, path, x)
 
 
-def constant_first_matmuls(path):
-    """Names of MatMul nodes whose first input is a constant (initializer / Constant node)."""
-    import onnx
+def export_checked(model, x, out, output_names, n_check):
+    """``model.onnx`` (input ``features``) and ``model.pt2`` of ``model`` in ``out``, checked on ``x[:n_check]``.
 
-    m = onnx.load(str(path))
-    consts = {i.name for i in m.graph.initializer}
-    consts |= {o for n in m.graph.node if n.op_type == "Constant" for o in n.output}
-    return [n.name or f"MatMul#{i}" for i, n in enumerate(m.graph.node)
-            if n.op_type == "MatMul" and n.input and n.input[0] in consts]
+    Returns the max |onnxruntime - torch| per output; RuntimeError when the
+    graph has a constant-first MatMul (see the module docstring).
+    """
+    onnx_path = export_onnx(model, x[:2], Path(out) / "model.onnx", "features", output_names)
+    save_exported_program(model, x[:2], out)
+    diffs = verify_onnx(model, onnx_path, x[:n_check])
+    bad = constant_first_matmuls(onnx_path)
+    if bad:
+        raise RuntimeError(f"exported graph has constant-first MatMul nodes {bad}; rewrite them activation-first")
+    return diffs
 
 
 def write_card(out, *, model_id, task, summary, labels, outputs, pipeline, window_s, n_params, training_data,
                evaluation, limits, extra):
-    from affectedge.models import ModelCard, sha256_file
-
-    onnx_path = Path(out) / "model.onnx"
-    card = ModelCard(
-        id=model_id, task=task, version="1", summary=summary, labels=tuple(labels), outputs=outputs,
+    return save_card(
+        out, id=model_id, task=task, version="1", summary=summary, labels=tuple(labels), outputs=outputs,
         input={"pipeline": pipeline.name, "spec": json.loads(json.dumps(pipeline.spec)),
                "shape": list(pipeline.input_shape), "dtype": "float32", "window_s": window_s,
                "description": getattr(pipeline, "description", "")},
-        parameters=int(n_params), file="model.onnx", file_sha256=sha256_file(onnx_path),
-        file_size_bytes=onnx_path.stat().st_size, training_data=tuple(training_data), evaluation=evaluation,
+        parameters=int(n_params), training_data=tuple(training_data), evaluation=evaluation,
         limits=tuple(limits), extra=extra)
-    card.save(out)
-    return Path(out) / "card.json"
 
 
 def train(data, out, *, layout=None, seed=0, quick=False, progress=True):
@@ -448,39 +419,12 @@ def train(data, out, *, layout=None, seed=0, quick=False, progress=True):
         keep = np.isin(subjects, np.unique(subjects)[:8])
         x, y, subjects = x[keep], y[keep], subjects[keep]
     model = fit_model(x, y, epochs=hp["epochs_full"], seed=seed, hp=hp)
-    onnx_path = export_onnx(model, x[:2], out / "model.onnx", "features", ("quadrant", "valence_arousal"))
-    save_exported_program(model, x[:2], out)
-    diffs = verify_onnx(model, onnx_path, x[:64])
-    bad = constant_first_matmuls(onnx_path)
-    if bad:
-        raise RuntimeError(f"exported graph has constant-first MatMul nodes {bad}; rewrite them activation-first")
+    diffs = export_checked(model, x, out, ("quadrant", "valence_arousal"), 64)
     p = predict_proba(model, x)
     train_acc = {t: float(np.mean((p[:, i] >= 0.5) == y[:, i])) for i, t in enumerate(TARGETS)}
-    evals = {}
-    for protocol in PROTOCOLS:
-        evals[protocol] = evaluate_protocol(data, protocol, layout=layout, seed=seed, quick=quick,
-                                            progress=progress, out=out / "evaluation" / protocol)
-    table = []
-    for protocol, rep in evals.items():
-        for row in rep["summary"]:
-            table.append({"protocol": protocol, **row})
-    plot_comparison([dict(r, method=f"{r['protocol']}: {r['method']}") for r in table
-                     if r["method"] != "majority class"], out / "evaluation.png", title=f"{MODEL_ID}: accuracy / F1")
+    table = _protocols_table(data, layout, seed, quick, progress, out)
     pipe = DeapDEFeatures()
     n_params = count_parameters(model)
-    limits = [
-        "Trained on DEAP's precomputed trial-level DE features (one 160-vector per 1-minute trial). These come from "
-        "DEAP's own preprocessing and feature code; DE computed on-device from a raw window by this pipeline "
-        "(Welch PSD, 1 s Hann segments) follows the same definition but differs in scale (about 2 vs 4-5 nats on "
-        "the shipped DEAP raw trial), so raw-window predictions are out of distribution without a per-user "
-        "calibration. Treat predict_raw on raw EEG as a format/plumbing path, not a validated classifier.",
-        "Subject-dependent accuracy is only modestly above the majority class (38 trials per subject, honest 5-fold "
-        "CV, no segment leakage); published 85-95 % DEAP figures use per-second segments of the same trial in "
-        "train and test.",
-        "Subject-independent DEAP sits near chance for this and the logistic-regression baseline; per-user "
-        "calibration (z-scoring on the user's unlabelled trials) helps a little.",
-        "Research weights: DEAP EULA, academic research only. Not a medical device.",
-    ]
     evaluation = {
         "protocol": "; ".join(PROTOCOLS) + " (accuracy / macro-F1, see table; ours vs logistic regression)",
         "table": table,
@@ -490,7 +434,7 @@ def train(data, out, *, layout=None, seed=0, quick=False, progress=True):
                    + [f"evaluation/{p}/report_comparison.png" for p in PROTOCOLS],
         "quick": bool(quick),
     }
-    card = write_card(
+    return write_card(
         out, model_id=MODEL_ID, task="eeg-valence-arousal",
         summary=("Binary valence (positive/negative) and arousal (high/low) from 32-channel EEG differential-entropy "
                  f"features with a {n_params:,}-parameter hierarchical graph network (Chebyshev filter over the "
@@ -503,12 +447,38 @@ def train(data, out, *, layout=None, seed=0, quick=False, progress=True):
                         "description": "1216 trials, 32 subjects x 38 music videos, 5 bands x 32 electrodes; "
                                        "valence/arousal self-ratings binarised by the data provider.",
                         "terms": DEAP_TERMS}],
-        evaluation=evaluation, limits=limits,
+        evaluation=evaluation, limits=_LIMITS,
         extra={"hyperparameters": hp, "regions": {k: list(v) for k, v in REGIONS.items()}, "seed": seed,
                "graph": "Gaussian distance adjacency of deap32 10-20 positions (threshold 0.5), "
                         "scaled Laplacian with lambda_max=2, Chebyshev K=3",
                "train_wall_s": round(time.perf_counter() - t0, 1), "input_stats": input_stats(x)})
-    return card
+
+
+def _protocols_table(data, layout, seed, quick, progress, out):
+    """Both protocols, reported into ``out/evaluation/<protocol>``; their summary rows and ``evaluation.png``."""
+    table = []
+    for protocol in PROTOCOLS:
+        rep = evaluate_protocol(data, protocol, layout=layout, seed=seed, quick=quick, progress=progress,
+                                out=out / "evaluation" / protocol)
+        table += [{"protocol": protocol, **row} for row in rep["summary"]]
+    plot_comparison([dict(r, method=f"{r['protocol']}: {r['method']}") for r in table
+                     if r["method"] != "majority class"], out / "evaluation.png", title=f"{MODEL_ID}: accuracy / F1")
+    return table
+
+
+_LIMITS = [
+    "Trained on DEAP's precomputed trial-level DE features (one 160-vector per 1-minute trial). These come from "
+    "DEAP's own preprocessing and feature code; DE computed on-device from a raw window by this pipeline "
+    "(Welch PSD, 1 s Hann segments) follows the same definition but differs in scale (about 2 vs 4-5 nats on "
+    "the shipped DEAP raw trial), so raw-window predictions are out of distribution without a per-user "
+    "calibration. Treat predict_raw on raw EEG as a format/plumbing path, not a validated classifier.",
+    "Subject-dependent accuracy is only modestly above the majority class (38 trials per subject, honest 5-fold "
+    "CV, no segment leakage); published 85-95 % DEAP figures use per-second segments of the same trial in "
+    "train and test.",
+    "Subject-independent DEAP sits near chance for this and the logistic-regression baseline; per-user "
+    "calibration (z-scoring on the user's unlabelled trials) helps a little.",
+    "Research weights: DEAP EULA, academic research only. Not a medical device.",
+]
 
 
 def input_stats(x):
@@ -524,8 +494,8 @@ def load_features(data, *, layout=None, limit=None, seed=0):
     from affectedge.features.eeg import DeapDEFeatures
 
     x, y, _ = load_deap(data, layout)
-    if limit is not None and limit < len(x):
-        idx = np.sort(np.random.default_rng(seed).choice(len(x), size=limit, replace=False))
+    idx = sample_indices(len(x), limit, seed)
+    if idx is not None:
         x, y = x[idx], y[idx]
     pipe = DeapDEFeatures()
     feats = np.stack([pipe(v) for v in x]).astype(np.float32)

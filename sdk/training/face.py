@@ -22,7 +22,6 @@ output) and a temporal GRU over sequences of the same per-frame features
 ``extra.temporal``.
 """
 
-import json
 import re
 import time
 from dataclasses import dataclass
@@ -32,7 +31,9 @@ import numpy as np
 
 from affectedge.errors import ParameterError
 
-from ._export import save_exported_program
+from ._common import (balanced_class_weights, check_protocol, count_parameters, export_onnx, iter_reports,
+                      onnx_max_abs_diff, predict, progress_bar, sample_indices, save_card, save_exported_program,
+                      shared_argmax, shared_classes, torch_setup)
 
 __all__ = ["DEFAULT_DATA", "LABELS", "MODEL_ID", "PROTOCOLS", "evaluate_model", "evaluate_protocol", "load_corpus",
            "load_features", "train"]
@@ -148,15 +149,8 @@ def _features(items, progress, cache_dir=None):
 
 
 # ---------------------------------------------------------------------- models
-def _torch():
-    import torch
-
-    torch.set_num_threads(1)
-    return torch
-
-
 def _mlp_class():
-    torch = _torch()
+    torch = torch_setup()
     nn = torch.nn
 
     class FaceMLP(nn.Module):
@@ -185,7 +179,7 @@ def _mlp_class():
 
 
 def _gru_class():
-    torch = _torch()
+    torch = torch_setup()
     nn = torch.nn
 
     class FaceGRU(nn.Module):
@@ -236,13 +230,11 @@ def _with_mirror(X, y, perm):
 
 
 def _fit(model, X, y, n_classes, *, epochs, seed, lr=3e-3, wd=WEIGHT_DECAY, batch=64, noise=NOISE):
-    torch = _torch()
+    torch = torch_setup()
     g = torch.Generator().manual_seed(seed)
+    w = torch.from_numpy(balanced_class_weights(y, n_classes, absent=0.0, max_weight=5.0))
     X = torch.as_tensor(X, dtype=torch.float32)
     y = torch.as_tensor(y, dtype=torch.long)
-    counts = torch.bincount(y, minlength=n_classes).float()
-    w = torch.where(counts > 0, counts.sum() / (n_classes * counts.clamp(min=1)), torch.zeros_like(counts))
-    w = w.clamp(max=5.0)
     loss_fn = torch.nn.CrossEntropyLoss(weight=w, label_smoothing=0.05)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
     steps = epochs * max(1, -(-len(X) // batch))
@@ -266,8 +258,7 @@ def _fit(model, X, y, n_classes, *, epochs, seed, lr=3e-3, wd=WEIGHT_DECAY, batc
 
 
 def _train_mlp(X, y, n_classes, *, seed, quick, perm):
-    torch = _torch()
-    torch.manual_seed(seed)
+    torch_setup(seed)
     X, y = _with_mirror(X, y, perm)
     mean, std = _norm_stats(X)
     model = _mlp_class()(X.shape[1], n_classes, mean, std, perm)
@@ -275,22 +266,11 @@ def _train_mlp(X, y, n_classes, *, seed, quick, perm):
 
 
 def _train_gru(S, y, n_classes, *, seed, quick, perm):
-    torch = _torch()
-    torch.manual_seed(seed)
+    torch_setup(seed)
     S, y = _with_mirror(S, y, perm)
     mean, std = _norm_stats(S)
     model = _gru_class()(S.shape[2], n_classes, mean, std)
     return _fit(model, S, y, n_classes, epochs=QUICK_EPOCHS if quick else EPOCHS, seed=seed, batch=32)
-
-
-def _predict(model, X):
-    torch = _torch()
-    with torch.no_grad():
-        return model(torch.as_tensor(X, dtype=torch.float32)).numpy()
-
-
-def _n_params(model):
-    return int(sum(p.numel() for p in model.parameters()))
 
 
 def _lr_anchor(Xtr, ytr, Xte):
@@ -348,6 +328,20 @@ def _subset_quick(items, seed):
     return out
 
 
+def _items(data, layout, quick, seed):
+    """Items and layout of ``data``; in a quick run a few hundred of them (:func:`_subset_quick`)."""
+    items, layout = load_corpus(data, layout)
+    return (_subset_quick(items, seed) if quick else items), layout
+
+
+def _labelled_features(items, progress):
+    """``(pipeline, X, found, labels, y)``: features, face-found mask, the labels present (LABELS order)."""
+    pipe, X, found = _features(items, progress)
+    labels = [lab for lab in LABELS if any(it.label == lab for it in items)]
+    lab_idx = {lab: i for i, lab in enumerate(labels)}
+    return pipe, X, found, labels, np.array([lab_idx[it.label] for it in items])
+
+
 def evaluate_protocol(data, protocol, *, layout=None, seed=0, quick=False, progress=True, out=None):
     """Retrain per fold: ``subject-kfold`` (GroupKFold by CK+ subject, 10 folds) or ``cv`` (stratified 5-fold).
 
@@ -357,14 +351,26 @@ def evaluate_protocol(data, protocol, *, layout=None, seed=0, quick=False, progr
     blendshapes, detector misses (and accuracy counting them as errors) and,
     for subject-kfold, the temporal GRU on whole CK+ sequences.
     """
-    from sklearn.model_selection import GroupKFold, StratifiedKFold
-
-    if protocol not in PROTOCOLS:
-        raise ParameterError(f"protocol {protocol!r} is not offered for face; choose one of {', '.join(PROTOCOLS)}")
+    check_protocol(protocol, PROTOCOLS, "face")
     t0 = time.perf_counter()
-    items, layout = load_corpus(data, layout)
-    if quick:
-        items = _subset_quick(items, seed)
+    items, layout = _items(data, layout, quick, seed)
+    is_eval = _evaluated(items, protocol, data)
+    pipe, X, found, labels, y = _labelled_features(items, progress)
+    ev = np.flatnonzero(is_eval)
+    extra = np.flatnonzero(~is_eval & found)
+    splits = _splits(protocol, items, ev, y, quick, seed)
+    folds = _run_folds(protocol, splits, items, X, found, y, ev, extra, len(labels), _mirror_perm(pipe.names),
+                       seed=seed, quick=quick, progress=progress)
+    report = _protocol_report(protocol, data, layout, quick, seed, pipe, items, y, labels, ev, extra, found,
+                              len(splits), folds)
+    report["wall_s"] = round(time.perf_counter() - t0, 1)
+    if out is not None:
+        _save_protocol_report(report, out, protocol, labels)
+    return report
+
+
+def _evaluated(items, protocol, data):
+    """Mask of the items the protocol scores: those with subject ids (subject-kfold) or without (cv)."""
     if protocol == "subject-kfold":
         is_eval = np.array([it.subject is not None for it in items])
         if not is_eval.any():
@@ -374,41 +380,34 @@ def evaluate_protocol(data, protocol, *, layout=None, seed=0, quick=False, progr
         is_eval = np.array([it.subject is None for it in items])
         if not is_eval.any():
             is_eval[:] = True
-    pipe, X, found = _features(items, progress)
-    labels = [lab for lab in LABELS if any(it.label == lab for it in items)]
-    lab_idx = {lab: i for i, lab in enumerate(labels)}
-    y = np.array([lab_idx[it.label] for it in items])
-    ev = np.flatnonzero(is_eval)
-    extra = np.flatnonzero(~is_eval & found)
-    ev_corpora = sorted({items[i].corpus for i in ev})
+    return is_eval
+
+
+def _splits(protocol, items, ev, y, quick, seed):
+    """(train, test) positions into ``ev``: GroupKFold by subject, or a seeded StratifiedKFold."""
+    from sklearn.model_selection import GroupKFold, StratifiedKFold
+
     if protocol == "subject-kfold":
         groups = np.array([items[i].subject for i in ev])
         k = min(3 if quick else 10, len(set(groups)))
-        splits = list(GroupKFold(n_splits=k).split(ev, groups=groups))
-    else:
-        k = 3 if quick else 5
-        splits = list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(ev, y[ev]))
-    C = len(labels)
-    perm = _mirror_perm(pipe.names)
-    pred = np.full(len(items), -1)
-    pred_lr = np.full(len(items), -1)
-    probs = np.zeros((len(items), C), np.float32)
-    seq_true, seq_pred, seq_pred_frames = [], [], []
-    per_fold = []
-    it_folds = splits
-    if progress:
-        from tqdm.auto import tqdm
+        return list(GroupKFold(n_splits=k).split(ev, groups=groups))
+    k = 3 if quick else 5
+    return list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(ev, y[ev]))
 
-        it_folds = tqdm(splits, desc=f"{protocol} folds", leave=False)
-    for f, (tr, te) in enumerate(it_folds):
+
+def _run_folds(protocol, splits, items, X, found, y, ev, extra, C, perm, *, seed, quick, progress):
+    """Retrain the MLP (and, for subject-kfold, the GRU on sequences) and the LR anchor per fold."""
+    res = {"pred": np.full(len(items), -1), "pred_lr": np.full(len(items), -1),
+           "probs": np.zeros((len(items), C), np.float32), "seq_true": [], "seq_pred": [], "per_fold": []}
+    for f, (tr, te) in enumerate(progress_bar(splits, progress, f"{protocol} folds")):
         tr_i = np.concatenate([ev[tr][found[ev[tr]]], extra])
         te_i = ev[te][found[ev[te]]]
         model = _train_mlp(X[tr_i], y[tr_i], C, seed=seed + f, quick=quick, perm=perm)
-        probs[te_i] = _predict(model, X[te_i])
-        pred[te_i] = probs[te_i].argmax(1)
-        pred_lr[te_i] = _lr_anchor(X[tr_i], y[tr_i], X[te_i])
+        res["probs"][te_i] = predict(model, X[te_i])
+        res["pred"][te_i] = res["probs"][te_i].argmax(1)
+        res["pred_lr"][te_i] = _lr_anchor(X[tr_i], y[tr_i], X[te_i])
         fold = {"fold": f, "n_train": int(len(tr_i)), "n_test": int(len(ev[te])), "missed": int((~found[ev[te]]).sum()),
-                "accuracy": float(np.mean(pred[te_i] == y[te_i])) if len(te_i) else None,
+                "accuracy": float(np.mean(res["pred"][te_i] == y[te_i])) if len(te_i) else None,
                 "subjects_overlap": len({items[i].subject for i in tr_i if items[i].subject}
                                         & {items[i].subject for i in ev[te] if items[i].subject})}
         if protocol == "subject-kfold":
@@ -416,11 +415,16 @@ def evaluate_protocol(data, protocol, *, layout=None, seed=0, quick=False, progr
             S_te, _, last_te = _sequences(items, X, found, ev[te])
             if len(S_tr) and len(S_te):
                 gru = _train_gru(S_tr, y[last_tr], C, seed=seed + f, quick=quick, perm=perm)
-                p = _predict(gru, S_te).argmax(1)
-                seq_true += list(y[last_te])
-                seq_pred += list(p)
+                p = predict(gru, S_te).argmax(1)
+                res["seq_true"] += list(y[last_te])
+                res["seq_pred"] += list(p)
                 fold["temporal_accuracy"] = float(np.mean(p == y[last_te]))
-        per_fold.append(fold)
+        res["per_fold"].append(fold)
+    return res
+
+
+def _protocol_report(protocol, data, layout, quick, seed, pipe, items, y, labels, ev, extra, found, n_folds, folds):
+    pred, pred_lr = folds["pred"], folds["pred_lr"]
     ev_found = ev[found[ev]]
     ours = _report(y[ev_found], pred[ev_found], labels)
     anchor = _report(y[ev_found], pred_lr[ev_found], labels)
@@ -428,8 +432,9 @@ def evaluate_protocol(data, protocol, *, layout=None, seed=0, quick=False, progr
     missed_by_class = {lab: int(sum(1 for i in ev if not found[i] and items[i].label == lab)) for lab in labels}
     report = {
         "task": "face", "model": MODEL_ID, "protocol": protocol, "data": str(data), "layout": layout,
-        "evaluated_on": ev_corpora, "extra_training_corpora": sorted({items[i].corpus for i in extra}),
-        "folds": len(splits), "quick": bool(quick), "seed": seed,
+        "evaluated_on": sorted({items[i].corpus for i in ev}),
+        "extra_training_corpora": sorted({items[i].corpus for i in extra}),
+        "folds": n_folds, "quick": bool(quick), "seed": seed,
         "features": {"pipeline": pipe.name, "spec": pipe.spec, "dim": len(pipe.names)},
         "n_images": int(len(ev)), "n_detected": int(len(ev_found)), "detector_missed": n_missed,
         "detector_missed_by_class": missed_by_class,
@@ -442,77 +447,65 @@ def evaluate_protocol(data, protocol, *, layout=None, seed=0, quick=False, progr
             "reference_ckplus_accuracy_elsewhere": LR_ANCHOR_REFERENCE,
             "confusion_matrix": anchor["confusion"],
         },
-        "per_fold": per_fold,
+        "per_fold": folds["per_fold"],
     }
-    if seq_true:
-        # per-frame MLP on the same sequences (mean of its frame probabilities), for comparison
-        seqs = {}
-        for i in ev_found:
-            if items[i].sequence:
-                seqs.setdefault(items[i].sequence, []).append(i)
-        fr_true = [y[v[0]] for v in seqs.values()]
-        fr_pred = [probs[v].mean(0).argmax() for v in seqs.values()]
-        tr_rep = _report(seq_true, seq_pred, labels)
-        report["temporal_gru_sequences"] = {
-            "n_sequences": len(seq_true), "frames_per_sequence": int(max(len(v) for v in seqs.values())),
-            "accuracy": tr_rep["accuracy"], "macro_f1": tr_rep["macro_f1"], "uar": tr_rep["uar"],
-            "per_frame_mlp_mean_probs_accuracy": float(np.mean(np.array(fr_pred) == np.array(fr_true))),
-            "per_frame_mlp_mean_probs_macro_f1": _report(fr_true, fr_pred, labels)["macro_f1"],
-            "confusion_matrix": tr_rep["confusion"],
-        }
-    report["wall_s"] = round(time.perf_counter() - t0, 1)
-    if out is not None:
-        from .metrics import plot_confusion, save_report
-
-        name = f"{protocol}"
-        save_report(report, out, name=name, title=f"face-expression {protocol} on {'+'.join(ev_corpora)} "
-                                                  f"(acc {ours['accuracy']:.3f}, macro-F1 {ours['macro_f1']:.3f})")
-        if "temporal_gru_sequences" in report:
-            plot_confusion(np.array(report["temporal_gru_sequences"]["confusion_matrix"]), labels,
-                           Path(out) / f"{name}-temporal.png", title="temporal GRU, CK+ sequences, subject-kfold")
-        plot_confusion(np.array(anchor["confusion"]), labels, Path(out) / f"{name}-anchor-logreg.png",
-                       title=f"LR anchor (52 blendshapes), acc {anchor['accuracy']:.3f}")
+    if folds["seq_true"]:
+        report["temporal_gru_sequences"] = _temporal_report(folds, items, y, ev_found, labels)
     return report
+
+
+def _temporal_report(folds, items, y, ev_found, labels):
+    """The GRU on whole sequences, beside the per-frame MLP on the same sequences (mean of its probabilities)."""
+    seqs = {}
+    for i in ev_found:
+        if items[i].sequence:
+            seqs.setdefault(items[i].sequence, []).append(i)
+    fr_true = [y[v[0]] for v in seqs.values()]
+    fr_pred = [folds["probs"][v].mean(0).argmax() for v in seqs.values()]
+    tr_rep = _report(folds["seq_true"], folds["seq_pred"], labels)
+    return {
+        "n_sequences": len(folds["seq_true"]), "frames_per_sequence": int(max(len(v) for v in seqs.values())),
+        "accuracy": tr_rep["accuracy"], "macro_f1": tr_rep["macro_f1"], "uar": tr_rep["uar"],
+        "per_frame_mlp_mean_probs_accuracy": float(np.mean(np.array(fr_pred) == np.array(fr_true))),
+        "per_frame_mlp_mean_probs_macro_f1": _report(fr_true, fr_pred, labels)["macro_f1"],
+        "confusion_matrix": tr_rep["confusion"],
+    }
+
+
+def _save_protocol_report(report, out, name, labels):
+    """``<name>.json`` / ``.png``, the LR anchor's and (subject-kfold) the GRU's confusion matrices."""
+    from .metrics import plot_confusion, save_report
+
+    anchor = report["anchor_logreg_52_blendshapes"]
+    save_report(report, out, name=name, title=f"face-expression {name} on {'+'.join(report['evaluated_on'])} "
+                                              f"(acc {report['accuracy']:.3f}, macro-F1 {report['macro_f1']:.3f})")
+    if "temporal_gru_sequences" in report:
+        plot_confusion(np.array(report["temporal_gru_sequences"]["confusion_matrix"]), labels,
+                       Path(out) / f"{name}-temporal.png", title="temporal GRU, CK+ sequences, subject-kfold")
+    plot_confusion(np.array(anchor["confusion_matrix"]), labels, Path(out) / f"{name}-anchor-logreg.png",
+                   title=f"LR anchor (52 blendshapes), acc {anchor['accuracy']:.3f}")
 
 
 # ------------------------------------------------------------------- training
 def _export(model, example, path, dynamic):
-    torch = _torch()
+    """ONNX of the MLP (``frame``: input (batch, D)) or the GRU (``sequence``: (batch, time, D)); max |diff|."""
     from torch.export import Dim
 
     if dynamic == "frame":
-        shapes = {"x": {0: Dim("batch", min=1)}}
-        names = ["features"]
+        shapes, name = {"x": {0: Dim("batch", min=1)}}, "features"
     else:
-        shapes = {"x": {0: Dim("batch", min=1), 1: Dim("time", min=1)}}
-        names = ["frames"]
-    ex = torch.as_tensor(example[:8], dtype=torch.float32)  # shapes are dynamic; the full set is checked below
-    import contextlib
-    import io
-    import logging
-    import warnings
-
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-        prog = torch.onnx.export(model, (ex,), dynamo=True, dynamic_shapes=shapes, input_names=names,
-                                 output_names=["probabilities"], external_data=False, verbose=False)
-    prog.save(str(path), external_data=False)
-    import onnxruntime as ort
-
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = sess.run(None, {names[0]: np.ascontiguousarray(example, dtype=np.float32)})[0]
-    want = _predict(model, example)
-    return float(np.max(np.abs(got - want)))
-
+        shapes, name = {"x": {0: Dim("batch", min=1), 1: Dim("time", min=1)}}, "frames"
+    # shapes are dynamic: export on a few examples, check on all of them
+    export_onnx(model, example[:8], path, input_names=[name], output_names=["probabilities"], dynamic_shapes=shapes)
+    return onnx_max_abs_diff(model, path, example)["probabilities"]
 
 
 def load_features(data, *, layout=None, limit=None, seed=0):
     """Blendshape(+geometry) inputs of the faces found (n, 72) float32, labels (n,), label names."""
     items, layout = load_corpus(data, layout)
     labels = tuple(lab for lab in LABELS if any(it.label == lab for it in items))  # as train() orders them
-    if limit is not None and limit < len(items):
-        keep = np.sort(np.random.default_rng(seed).choice(len(items), size=limit, replace=False))
+    keep = sample_indices(len(items), limit, seed)
+    if keep is not None:
         items = [items[i] for i in keep]
     _, X, found = _features(items, progress=False)
     y = np.array([labels.index(it.label) for it in items])
@@ -522,16 +515,11 @@ def load_features(data, *, layout=None, limit=None, seed=0):
 
 def train(data, out, *, layout=None, seed=0, quick=False, progress=True):
     """Train the per-frame MLP and the temporal GRU on all of ``data``; export ONNX and write the card."""
-    from affectedge.models import ModelCard, sha256_file
+    from affectedge.models import sha256_file
 
     t0 = time.perf_counter()
-    items, layout = load_corpus(data, layout)
-    if quick:
-        items = _subset_quick(items, seed)
-    pipe, X, found = _features(items, progress)
-    labels = [lab for lab in LABELS if any(it.label == lab for it in items)]
-    lab_idx = {lab: i for i, lab in enumerate(labels)}
-    y = np.array([lab_idx[it.label] for it in items])
+    items, layout = _items(data, layout, quick, seed)
+    pipe, X, found, labels, y = _labelled_features(items, progress)
     idx = np.flatnonzero(found)
     if len(set(y[idx])) < 2:
         raise ParameterError(f"{str(data)!r} has faces of fewer than two emotions; nothing to learn")
@@ -543,20 +531,9 @@ def train(data, out, *, layout=None, seed=0, quick=False, progress=True):
     onnx_path = out / "model.onnx"
     frame_err = _export(model, X[idx], onnx_path, "frame")
     save_exported_program(model, X[idx][:2], out)
-    train_acc = float(np.mean(_predict(model, X[idx]).argmax(1) == y[idx]))
+    train_acc = float(np.mean(predict(model, X[idx]).argmax(1) == y[idx]))
 
-    # temporal model: CK+ sequences + single images as one-frame sequences padded to the same length
-    S, _, last = _sequences(items, X, found, np.arange(len(items)))
-    T = S.shape[1] if len(S) else 1
-    singles = [i for i in idx if items[i].sequence is None]
-    parts, ys = [], []
-    if len(S):
-        parts.append(S)
-        ys.append(y[last])
-    if singles:
-        parts.append(np.repeat(X[singles][:, None, :], T, axis=1))
-        ys.append(y[singles])
-    S_all, y_all = np.concatenate(parts), np.concatenate(ys)
+    S_all, y_all, n_seq, T, singles = _temporal_training_set(items, X, found, y, idx)
     gru = _train_gru(S_all, y_all, C, seed=seed, quick=quick, perm=perm)
     temporal_path = out / "temporal.onnx"
     seq_err = _export(gru, S_all, temporal_path, "sequence")
@@ -567,19 +544,8 @@ def train(data, out, *, layout=None, seed=0, quick=False, progress=True):
     corpora = sorted({it.corpus for it in items})
     missed = {c: int(sum(1 for i, it in enumerate(items) if it.corpus == c and not found[i])) for c in corpora}
     evaluation = _evaluation_summary(data, out)
-    limits = [
-        "Research weights: trained on research-only data (CK+, FER2013); not for commercial use.",
-        "Needs one roughly frontal face; MediaPipe missed %s of the training images (48x48 crops)." %
-        ", ".join(f"{v} of {sum(1 for it in items if it.corpus == c)} in {c}" for c, v in missed.items()),
-        "Posed (CK+) and web (FER2013) expressions; spontaneous, subtle or mixed expressions are harder.",
-        "The pipeline raises NoFaceError when no face is found; use pipeline.try_call for None instead.",
-    ]
-    if "contempt" in labels:
-        limits.append("contempt appears only in CK+ (%d images); its estimate is the least reliable." %
-                      counts.get("contempt", 0))
-    if "neutral" in labels:
-        limits.append("neutral appears only in FER2013 (CK+ has no neutral peak frames).")
-    card = ModelCard(
+    return save_card(
+        out,
         id=MODEL_ID,
         task="facial expression recognition (per frame)",
         version="1",
@@ -590,16 +556,14 @@ def train(data, out, *, layout=None, seed=0, quick=False, progress=True):
         outputs={"probabilities": f"softmax over the {C} labels, (batch, {C})"},
         input={"pipeline": pipe.name, "spec": pipe.spec, "shape": [len(pipe.names)], "dtype": "float32",
                "feature_names": list(pipe.names)},
-        parameters=_n_params(model),
+        parameters=count_parameters(model),
         file=onnx_path.name,
-        file_sha256=sha256_file(onnx_path),
-        file_size_bytes=onnx_path.stat().st_size,
         training_data=tuple(
             {"name": c, "description": TERMS.get(c, (c, ""))[0] + f", {sum(1 for it in items if it.corpus == c)} "
              f"images ({missed[c]} without a detected face).", "terms": TERMS.get(c, ("", "see the corpus"))[1]}
             for c in corpora),
         evaluation=evaluation,
-        limits=tuple(limits),
+        limits=_limits(items, missed, labels, counts),
         extra={
             "data": str(data), "layout": layout, "quick": bool(quick), "seed": seed,
             "class_counts": counts, "detector_missed": missed, "train_accuracy": train_acc,
@@ -612,29 +576,57 @@ def train(data, out, *, layout=None, seed=0, quick=False, progress=True):
                                 "terms": "Apache-2.0 (Google)"},
             "temporal": {
                 "file": temporal_path.name, "sha256": sha256_file(temporal_path),
-                "file_size_bytes": temporal_path.stat().st_size, "parameters": _n_params(gru),
+                "file_size_bytes": temporal_path.stat().st_size, "parameters": count_parameters(gru),
                 "input": {"name": "frames", "shape": [None, None, len(pipe.names)], "dtype": "float32",
                           "description": "(batch, time, features): consecutive frames of one face, oldest first, "
                                          "features from the same pipeline/spec as model.onnx"},
                 "outputs": {"probabilities": f"softmax over the {C} labels after the last frame"},
                 "architecture": {"gru_hidden": TEMPORAL_HIDDEN, "layers": 1},
-                "trained_on": f"{len(S)} CK+ sequences of {T} frames + {len(singles)} single images repeated {T}x",
+                "trained_on": f"{n_seq} CK+ sequences of {T} frames + {len(singles)} single images repeated {T}x",
                 "onnx_max_abs_diff_vs_torch": seq_err,
                 "evaluation": evaluation.get("temporal", {}),
             },
             "train_wall_s": round(time.perf_counter() - t0, 1),
         },
     )
-    card.save(out)
-    return out / "card.json"
+
+
+def _temporal_training_set(items, X, found, y, idx):
+    """CK+ sequences + single images as one-frame sequences padded to the same length.
+
+    Returns ``(S, y, number of sequences, frames per sequence, single-image item indices)``.
+    """
+    S, _, last = _sequences(items, X, found, np.arange(len(items)))
+    T = S.shape[1] if len(S) else 1
+    singles = [i for i in idx if items[i].sequence is None]
+    parts, ys = [], []
+    if len(S):
+        parts.append(S)
+        ys.append(y[last])
+    if singles:
+        parts.append(np.repeat(X[singles][:, None, :], T, axis=1))
+        ys.append(y[singles])
+    return np.concatenate(parts), np.concatenate(ys), len(S), T, singles
+
+
+def _limits(items, missed, labels, counts):
+    limits = [
+        "Research weights: trained on research-only data (CK+, FER2013); not for commercial use.",
+        "Needs one roughly frontal face; MediaPipe missed %s of the training images (48x48 crops)." %
+        ", ".join(f"{v} of {sum(1 for it in items if it.corpus == c)} in {c}" for c, v in missed.items()),
+        "Posed (CK+) and web (FER2013) expressions; spontaneous, subtle or mixed expressions are harder.",
+        "The pipeline raises NoFaceError when no face is found; use pipeline.try_call for None instead.",
+    ]
+    if "contempt" in labels:
+        limits.append("contempt appears only in CK+ (%d images); its estimate is the least reliable." %
+                      counts.get("contempt", 0))
+    if "neutral" in labels:
+        limits.append("neutral appears only in FER2013 (CK+ has no neutral peak frames).")
+    return tuple(limits)
 
 
 def _check_len(model, S, path):
-    import onnxruntime as ort
-
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = sess.run(None, {"frames": np.ascontiguousarray(S, dtype=np.float32)})[0]
-    return float(np.max(np.abs(got - _predict(model, S))))
+    return onnx_max_abs_diff(model, path, S)["probabilities"]
 
 
 def _model_url():
@@ -645,32 +637,18 @@ def _model_url():
 
 def _evaluation_summary(data, out):
     """Figures for the card from reports/face/*.json when they exist (written by evaluate_protocol)."""
-    repo = Path(__file__).resolve().parents[2]
     summary, table = {}, []
-    seen = set()
-    for d in (Path.cwd() / "reports" / "face", repo / "reports" / "face"):
-        for p in sorted(d.rglob("*.json")) if d.is_dir() else []:
-            if p.stem not in PROTOCOLS or p.resolve() in seen:
-                continue
-            seen.add(p.resolve())
-            try:
-                r = json.loads(p.read_text())
-            except (OSError, json.JSONDecodeError):
-                continue
-            if r.get("quick"):
-                continue
-            proto = p.stem
-            if True:
-                a = r.get("anchor_logreg_52_blendshapes", {})
-                table.append({"protocol": proto, "data": "+".join(r.get("evaluated_on", [])),
-                              "extra training": "+".join(r.get("extra_training_corpora", [])) or "-",
-                              "accuracy": r.get("accuracy"), "macro-F1": r.get("macro_f1"),
-                              "acc. misses as errors": r.get("accuracy_misses_as_errors"),
-                              "missed faces": f"{r.get('detector_missed')}/{r.get('n_images')}",
-                              "LR anchor acc.": a.get("accuracy"), "LR anchor F1": a.get("macro_f1")})
-                if "temporal_gru_sequences" in r and not r.get("extra_training_corpora"):
-                    t = r["temporal_gru_sequences"]
-                    summary["temporal"] = {k: t[k] for k in t if k != "confusion_matrix"}
+    for p, r in iter_reports("face", keep=lambda p: p.stem in PROTOCOLS):
+        a = r.get("anchor_logreg_52_blendshapes", {})
+        table.append({"protocol": p.stem, "data": "+".join(r.get("evaluated_on", [])),
+                      "extra training": "+".join(r.get("extra_training_corpora", [])) or "-",
+                      "accuracy": r.get("accuracy"), "macro-F1": r.get("macro_f1"),
+                      "acc. misses as errors": r.get("accuracy_misses_as_errors"),
+                      "missed faces": f"{r.get('detector_missed')}/{r.get('n_images')}",
+                      "LR anchor acc.": a.get("accuracy"), "LR anchor F1": a.get("macro_f1")})
+        if "temporal_gru_sequences" in r and not r.get("extra_training_corpora"):
+            t = r["temporal_gru_sequences"]
+            summary["temporal"] = {k: t[k] for k in t if k != "confusion_matrix"}
     if table:
         summary = {"protocol": "retrained per fold; see reports/face", "table": table, **summary}
     else:
@@ -684,9 +662,8 @@ def evaluate_model(model, data, *, layout=None, progress=True, out=None):
     """Score a trained model on a labelled corpus; only classes both share count (argmax over those)."""
     items, layout = load_corpus(data, layout)
     labels = list(model.labels)
-    shared = [lab for lab in labels if any(it.label == lab for it in items)]
-    if not shared:
-        raise ParameterError(f"{str(data)!r} shares no class with model {model.card.id!r} ({', '.join(labels)})")
+    shared = shared_classes(labels, {it.label for it in items},
+                            f"{str(data)!r} shares no class with model {model.card.id!r} ({', '.join(labels)})")
     dropped = {}
     for it in items:
         if it.label not in shared:
@@ -696,11 +673,9 @@ def evaluate_model(model, data, *, layout=None, progress=True, out=None):
     X, found = pipe.batch([it.path for it in items], progress=progress)
     idx = np.flatnonzero(found)
     y = np.array([shared.index(it.label) for it in items])
-    cols = [labels.index(lab) for lab in shared]
     pred = np.full(len(items), -1)
     if len(idx):
-        probs = model.predict(X[idx])[model.output_names[0]]
-        pred[idx] = probs[:, cols].argmax(1)
+        pred[idx] = shared_argmax(model.predict(X[idx])[model.output_names[0]], labels, shared)
     rep = _report(y[idx], pred[idx], shared)
     report = {"task": "face", "model": model.card.id, "data": str(data), "layout": layout,
               "shared_labels": shared, "ignored_model_labels": [lab for lab in labels if lab not in shared],

@@ -34,8 +34,9 @@ import numpy as np
 
 from affectedge.errors import ParameterError
 
-from .eeg_va import constant_first_matmuls, export_onnx, plot_comparison, subject_normalise, verify_onnx, write_card
-from ._export import save_exported_program
+from ._common import (check_protocol, count_parameters, loso, predict, sample_indices, shared_argmax, shared_classes,
+                      torch_setup)
+from .eeg_va import export_checked, plot_comparison, subject_normalise, write_card
 from .metrics import classification_report, save_report
 
 MODEL_ID = "eeg-mental-state"
@@ -193,13 +194,12 @@ def build_model(mean=None, std=None, *, hidden=32, dropout=0.3, n_in=(4, 15), **
 
 
 def fit_model(x, y, *, seed, hp):
-    import torch
-
-    torch.set_num_threads(1)
-    torch.manual_seed(seed)
+    torch = torch_setup(seed)
     model = build_model(x.mean(0).astype(np.float32), (x.std(0) + 1e-6).astype(np.float32), **hp)
     xt = torch.as_tensor(x, dtype=torch.float32)
     yt = torch.as_tensor(y, dtype=torch.long)
+    # class-balanced, computed as the shipped weights were (float32, n / count / 3); the layer's
+    # balanced_class_weights rounds once, which differs by an ulp for some counts and moves the trained weights
     counts = np.bincount(y, minlength=len(LABELS)).astype(np.float32)
     weight = torch.as_tensor(np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / len(LABELS), 0.0),
                              dtype=torch.float32)
@@ -215,14 +215,7 @@ def fit_model(x, y, *, seed, hp):
 
 
 def predict_proba(model, x):
-    import torch
-
-    with torch.no_grad():
-        return model(torch.as_tensor(x, dtype=torch.float32)).numpy()
-
-
-def count_parameters(model):
-    return int(sum(p.numel() for p in model.parameters() if p.requires_grad))
+    return predict(model, x)
 
 
 def _binary(y, score):
@@ -240,59 +233,17 @@ def _binary(y, score):
 # ------------------------------------------------------------------------- protocols
 def evaluate_protocol(data, protocol, *, layout=None, seed=0, quick=False, progress=True, out=None):
     """Leave-one-subject-out: ours (MLP) vs logistic regression vs BrainFlow's metrics."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    if protocol not in PROTOCOLS:
-        raise ParameterError(f"protocol {protocol!r} is unknown for {MODEL_ID}; choose one of {', '.join(PROTOCOLS)}")
+    check_protocol(protocol, PROTOCOLS, MODEL_ID, wording="is unknown for")
     t0 = time.perf_counter()
     hp = dict(HPARAMS, **(QUICK if quick else {}))
     x, y, subjects, _, raws = load_windows(data, layout=layout, window_s=hp["window_s"], hop_s=hp["hop_s"], raw=True)
     subs = list(dict.fromkeys(subjects))
     results, per_fold = {}, []
     for norm in ("global", "subject"):
-        xx = subject_normalise(x, subjects) if norm == "subject" else x
-        prob = np.zeros((len(y), len(LABELS)))
-        lr_pred = np.zeros(len(y), np.int64)
-        lr_prob = np.zeros((len(y), len(LABELS)))
-        for i, s in enumerate(subs):
-            te, tr = subjects == s, subjects != s
-            model = fit_model(xx[tr], y[tr], seed=seed + i, hp=hp)
-            prob[te] = predict_proba(model, xx[te])
-            lr = make_pipeline(StandardScaler(), LogisticRegression(C=hp["lr_C"], max_iter=3000,
-                                                                    class_weight="balanced"))
-            lr.fit(xx[tr].reshape(tr.sum(), -1), y[tr])
-            lr_prob[te] = lr.predict_proba(xx[te].reshape(te.sum(), -1))
-            lr_pred[te] = lr_prob[te].argmax(1)
-            per_fold.append({"normalisation": norm, "test_subject": s, "n": int(te.sum()),
-                             "classes": [LABELS[c] for c in np.unique(y[te])],
-                             "ours_accuracy": float(np.mean(prob[te].argmax(1) == y[te])),
-                             "lr_accuracy": float(np.mean(lr_pred[te] == y[te]))})
-        pred = prob.argmax(1)
-        ir, ic = LABELS.index("relaxed"), LABELS.index("concentrating")
-        results[norm] = {
-            "ours": classification_report(y, pred, LABELS),
-            "lr": classification_report(y, lr_pred, LABELS),
-            "ours_relaxed_vs_concentrating": _binary(y, prob[:, ir] / (prob[:, ir] + prob[:, ic] + 1e-12)),
-            "lr_relaxed_vs_concentrating": _binary(y, lr_prob[:, ir] / (lr_prob[:, ir] + lr_prob[:, ic] + 1e-12)),
-        }
-    bf = brainflow_scores(raws, fs=256)
-    brainflow = {f"brainflow_{k}": _binary(y, v) for k, v in bf.items()}
-    for k, v in bf.items():
-        brainflow[f"brainflow_{k}"]["mean_score"] = {lab: float(v[y == i].mean()) for i, lab in enumerate(LABELS)}
-    rows = []
-    for norm, res in results.items():
-        for method in ("ours", "lr"):
-            rows.append({"method": f"{'MLP (ours)' if method == 'ours' else 'logistic regression'} ({norm})",
-                         "acc_3class": round(res[method]["accuracy"], 4), "uar_3class": round(res[method]["uar"], 4),
-                         "f1_3class": round(res[method]["macro_f1"], 4),
-                         "acc_rel_vs_conc": round(res[f"{method}_relaxed_vs_concentrating"]["accuracy"], 4),
-                         "auc_rel_vs_conc": round(res[f"{method}_relaxed_vs_concentrating"]["auc"], 4)})
-    for k, v in brainflow.items():
-        rows.append({"method": k.replace("_", " ") + " (score as P(relaxed))", "acc_3class": None,
-                     "uar_3class": None, "f1_3class": None, "acc_rel_vs_conc": round(v["accuracy"], 4),
-                     "auc_rel_vs_conc": round(v["auc"], 4)})
+        results[norm], folds = _loso_run(x, y, subjects, subs, norm, hp, seed)
+        per_fold += folds
+    brainflow = _brainflow_anchor(raws, y)
+    rows = _summary_rows(results, brainflow)
     report = {
         "task": "mental-state", "model": MODEL_ID, "protocol": protocol, "quick": bool(quick), "seed": seed,
         "data": str(data), "n_windows": int(len(y)), "subjects": subs,
@@ -309,16 +260,77 @@ def evaluate_protocol(data, protocol, *, layout=None, seed=0, quick=False, progr
     }
     if out is not None:
         save_report(report, out, title=f"{MODEL_ID} LOSO (ours, global norm)")
-        plot_comparison([{"method": r["method"], **{k: (v or 0.0) for k, v in r.items() if k != "method"}}
-                         for r in rows], Path(out) / "report_comparison.png", title=f"{MODEL_ID} LOSO")
+        _plot_rows(rows, Path(out) / "report_comparison.png")
     return report
+
+
+def _loso_run(x, y, subjects, subs, norm, hp, seed):
+    """One LOSO pass (``subs`` in order) under ``norm``: ours and the logistic regression; results, folds."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    xx = subject_normalise(x, subjects) if norm == "subject" else x
+    prob = np.zeros((len(y), len(LABELS)))
+    lr_pred = np.zeros(len(y), np.int64)
+    lr_prob = np.zeros((len(y), len(LABELS)))
+    per_fold = []
+    for i, (s, te) in enumerate(loso(subjects, subs)):
+        tr = ~te
+        model = fit_model(xx[tr], y[tr], seed=seed + i, hp=hp)
+        prob[te] = predict_proba(model, xx[te])
+        lr = make_pipeline(StandardScaler(), LogisticRegression(C=hp["lr_C"], max_iter=3000, class_weight="balanced"))
+        lr.fit(xx[tr].reshape(tr.sum(), -1), y[tr])
+        lr_prob[te] = lr.predict_proba(xx[te].reshape(te.sum(), -1))
+        lr_pred[te] = lr_prob[te].argmax(1)
+        per_fold.append({"normalisation": norm, "test_subject": s, "n": int(te.sum()),
+                         "classes": [LABELS[c] for c in np.unique(y[te])],
+                         "ours_accuracy": float(np.mean(prob[te].argmax(1) == y[te])),
+                         "lr_accuracy": float(np.mean(lr_pred[te] == y[te]))})
+    ir, ic = LABELS.index("relaxed"), LABELS.index("concentrating")
+    return {
+        "ours": classification_report(y, prob.argmax(1), LABELS),
+        "lr": classification_report(y, lr_pred, LABELS),
+        "ours_relaxed_vs_concentrating": _binary(y, prob[:, ir] / (prob[:, ir] + prob[:, ic] + 1e-12)),
+        "lr_relaxed_vs_concentrating": _binary(y, lr_prob[:, ir] / (lr_prob[:, ir] + lr_prob[:, ic] + 1e-12)),
+    }, per_fold
+
+
+def _brainflow_anchor(raws, y):
+    """BrainFlow's MINDFULNESS / RESTFULNESS on the raw windows, each score taken as P(relaxed)."""
+    bf = brainflow_scores(raws, fs=256)
+    brainflow = {f"brainflow_{k}": _binary(y, v) for k, v in bf.items()}
+    for k, v in bf.items():
+        brainflow[f"brainflow_{k}"]["mean_score"] = {lab: float(v[y == i].mean()) for i, lab in enumerate(LABELS)}
+    return brainflow
+
+
+def _summary_rows(results, brainflow):
+    rows = []
+    for norm, res in results.items():
+        for method in ("ours", "lr"):
+            rows.append({"method": f"{'MLP (ours)' if method == 'ours' else 'logistic regression'} ({norm})",
+                         "acc_3class": round(res[method]["accuracy"], 4), "uar_3class": round(res[method]["uar"], 4),
+                         "f1_3class": round(res[method]["macro_f1"], 4),
+                         "acc_rel_vs_conc": round(res[f"{method}_relaxed_vs_concentrating"]["accuracy"], 4),
+                         "auc_rel_vs_conc": round(res[f"{method}_relaxed_vs_concentrating"]["auc"], 4)})
+    for k, v in brainflow.items():
+        rows.append({"method": k.replace("_", " ") + " (score as P(relaxed))", "acc_3class": None,
+                     "uar_3class": None, "f1_3class": None, "acc_rel_vs_conc": round(v["accuracy"], 4),
+                     "auc_rel_vs_conc": round(v["auc"], 4)})
+    return rows
+
+
+def _plot_rows(rows, path):
+    plot_comparison([{"method": r["method"], **{k: (v or 0.0) for k, v in r.items() if k != "method"}}
+                     for r in rows], path, title=f"{MODEL_ID} LOSO")
 
 
 def load_features(data, *, layout=None, limit=None, seed=0):
     """Model inputs (n, 4, 15) float32 (card pipeline, hop 1 s), labels (n,), label names."""
     x, y, _, _ = load_windows(data, layout=layout, window_s=HPARAMS["window_s"], hop_s=HPARAMS["hop_s"])
-    if limit is not None and limit < len(x):
-        idx = np.sort(np.random.default_rng(seed).choice(len(x), size=limit, replace=False))
+    idx = sample_indices(len(x), limit, seed)
+    if idx is not None:
         x, y = x[idx], y[idx]
     return x.astype(np.float32), y, LABELS
 
@@ -332,17 +344,11 @@ def train(data, out, *, layout=None, seed=0, quick=False, progress=True):
     hp = dict(HPARAMS, **(QUICK if quick else {}))
     x, y, subjects, _ = load_windows(data, layout=layout, window_s=hp["window_s"], hop_s=hp["hop_s"])
     model = fit_model(x, y, seed=seed, hp=hp)
-    onnx_path = export_onnx(model, x[:2], out / "model.onnx", "features", ("probs",))
-    save_exported_program(model, x[:2], out)
-    diffs = verify_onnx(model, onnx_path, x[:256])
-    bad = constant_first_matmuls(onnx_path)
-    if bad:
-        raise RuntimeError(f"exported graph has constant-first MatMul nodes {bad}")
+    diffs = export_checked(model, x, out, ("probs",), 256)
     train_acc = float(np.mean(predict_proba(model, x).argmax(1) == y))
     rep = evaluate_protocol(data, "loso", layout=layout, seed=seed, quick=quick, progress=progress,
                             out=out / "evaluation" / "loso")
-    plot_comparison([{"method": r["method"], **{k: (v or 0.0) for k, v in r.items() if k != "method"}}
-                     for r in rep["summary"]], out / "evaluation.png", title=f"{MODEL_ID} LOSO")
+    _plot_rows(rep["summary"], out / "evaluation.png")
     pipe = MuseBandFeatures(window_s=hp["window_s"])
     n_params = count_parameters(model)
     card = write_card(
@@ -376,15 +382,13 @@ def evaluate_model(model, data, *, layout=None, progress=True, out=None):
     spec = model.card.input.get("spec", {})
     x, y, subjects, _, raws = load_windows(data, layout=layout, window_s=spec.get("window_s", 4.0), hop_s=1.0,
                                            raw=True)
-    shared = [lab for lab in LABELS if lab in model.labels]
-    if not shared:
-        raise ParameterError(f"model {model.card.id!r} labels {model.labels} share no class with {LABELS}")
+    shared = shared_classes(LABELS, model.labels,
+                            f"model {model.card.id!r} labels {model.labels} share no class with {LABELS}")
     feats = np.stack([model.pipeline(w) for w in raws])
     probs = model.predict(feats)[model.output_names[0]]
-    idx = [list(model.labels).index(lab) for lab in shared]
     keep = np.isin(y, [LABELS.index(lab) for lab in shared])
     yt = np.array([shared.index(LABELS[v]) for v in y[keep]])
-    pred = probs[keep][:, idx].argmax(1)
+    pred = shared_argmax(probs[keep], model.labels, shared)
     report = {"task": "mental-state", "model": model.card.id, "data": str(data), "classes": shared,
               **classification_report(yt, pred, shared)}
     if out is not None:

@@ -1,41 +1,17 @@
-"""Classification metrics and evaluation reports (JSON + confusion-matrix PNG)."""
+"""Classification metrics and evaluation reports (JSON + confusion-matrix PNG).
+
+The plain metrics (confusion, UAR, WAR, macro-F1) live in :mod:`affectedge._metrics`, which the
+exporters share without importing the training package; they are re-exported here.
+"""
 
 import json
 from pathlib import Path
 
 import numpy as np
 
+from affectedge._metrics import confusion, macro_f1, uar, war
+
 __all__ = ["classification_report", "save_report", "uar", "war"]
-
-
-def confusion(y_true, y_pred, n_classes):
-    cm = np.zeros((n_classes, n_classes), dtype=np.int64)
-    np.add.at(cm, (np.asarray(y_true, int), np.asarray(y_pred, int)), 1)
-    return cm
-
-
-def uar(y_true, y_pred, n_classes=None):
-    """Unweighted average recall (macro recall) over the classes present in y_true."""
-    n = n_classes or int(max(np.max(y_true), np.max(y_pred)) + 1)
-    cm = confusion(y_true, y_pred, n)
-    support = cm.sum(axis=1)
-    present = support > 0
-    return float(np.mean(np.diag(cm)[present] / support[present]))
-
-
-def war(y_true, y_pred):
-    """Weighted average recall = accuracy."""
-    return float(np.mean(np.asarray(y_true) == np.asarray(y_pred)))
-
-
-def macro_f1(y_true, y_pred, n_classes):
-    cm = confusion(y_true, y_pred, n_classes)
-    tp = np.diag(cm).astype(float)
-    prec = np.divide(tp, cm.sum(axis=0), out=np.zeros_like(tp), where=cm.sum(axis=0) > 0)
-    rec = np.divide(tp, cm.sum(axis=1), out=np.zeros_like(tp), where=cm.sum(axis=1) > 0)
-    f1 = np.divide(2 * prec * rec, prec + rec, out=np.zeros_like(tp), where=(prec + rec) > 0)
-    present = cm.sum(axis=1) > 0
-    return float(np.mean(f1[present]))
 
 
 def classification_report(y_true, y_pred, labels):

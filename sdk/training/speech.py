@@ -55,9 +55,7 @@ single-threaded; the same seed gives the same weights on the same machine.
 """
 
 import hashlib
-import json
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -65,7 +63,9 @@ import numpy as np
 
 from affectedge.errors import ParameterError
 
-from ._export import save_exported_program
+from ._common import (balanced_class_weights, check_protocol, count_parameters, export_onnx, find_report, log, loso,
+                      onnx_max_abs_diff, sample_indices, save_card, save_exported_program, shared_argmax,
+                      shared_classes, single_thread, torch_setup, warn)
 from .corpora import TAXONOMY, load_corpus
 
 __all__ = ["DEFAULT_DATA", "MODEL_ID", "PROTOCOLS", "VA_TABLE", "evaluate_model", "evaluate_protocol", "train"]
@@ -92,29 +92,20 @@ HIGH_AROUSAL = ("anger", "happiness", "fear")
 LOW_AROUSAL = ("sadness", "boredom", "neutral")
 
 # Training hyper-parameters (full and quick runs).
-FULL = {"epochs": 45, "batch": 32, "lr": 3e-3, "weight_decay": 1e-3, "label_smoothing": 0.1, "channels": 32,
+FULL = {"epochs": 15, "batch": 32, "lr": 3e-3, "weight_decay": 1e-3, "label_smoothing": 0.1, "channels": 32,
         "dilations": (1, 2, 4, 8, 16, 32), "dropout": 0.1, "C_lr": 0.05, "swa": 0.0}
-QUICK = {**FULL, "epochs": 6}
+QUICK = {**FULL, "epochs": 2}
 
 EMODB_TERMS = "EmoDB (TU Berlin): free for research use; research weights only"
-
-
-def _log(progress, msg):
-    """Progress goes to stderr, so that stdout carries only results (``evaluate --json``)."""
-    if progress:
-        print(msg, file=sys.stderr, flush=True)
-
-
-def _warn(msg):
-    print(f"affectedge: warning: {msg}", file=sys.stderr, flush=True)
 
 
 # ----------------------------------------------------------------- features
 
 def _default_pipeline(**over):
+    """The v2 pipeline: MFCC + deltas + silence + the 25 eGeMAPS LLDs + the calibrated flag."""
     from affectedge.features.speech import SpeechFeatures
 
-    return SpeechFeatures(**over)
+    return SpeechFeatures(**{"lld": True, "calibration_flag": True, **over})
 
 
 # quality statuses that make a clip unusable for training / scoring ("clipped" clips are kept)
@@ -154,12 +145,12 @@ def _clip_frames(items, pipeline, progress=False):
             if reason.startswith(repr(str(path))):  # the path is listed next to the reason
                 reason = reason[len(repr(str(path))):].strip(" :") or str(exc)
             skipped.append({"path": str(path), "reason": reason[:300]})
-            _warn(f"skipped {path}: {reason[:300]}")
+            warn(f"skipped {path}: {reason[:300]}")
             continue
         out.append(f)
         kept.append(item)
-    _log(progress, f"  features of {len(kept)} clips in {time.perf_counter() - t0:.1f} s"
-                   + (f" ({len(skipped)} skipped)" if skipped else ""))
+    log(progress, f"  features of {len(kept)} clips in {time.perf_counter() - t0:.1f} s"
+                  + (f" ({len(skipped)} skipped)" if skipped else ""))
     if not kept:
         raise ParameterError(f"none of the {len(items)} clips could be used (first: {skipped[0]['path']}: "
                              f"{skipped[0]['reason']})" if skipped else "the corpus has no clips")
@@ -188,9 +179,59 @@ def _speaker_norms(frames, speakers):
 
 
 def _windows(frames, speakers, norms, pipeline, global_norm=None):
-    x = np.stack([pipeline.window(f, global_norm if global_norm is not None else norms[s])
-                  for f, s in zip(frames, speakers)])
-    return x
+    """Model inputs: each clip normalised by its speaker's statistics (calibrated), or all by ``global_norm``
+    (pooled statistics: the uncalibrated input, its flag 0)."""
+    if global_norm is not None:
+        return np.stack([pipeline.window(f, global_norm, calibrated=False) for f in frames])
+    return np.stack([pipeline.window(f, norms[s]) for f, s in zip(frames, speakers)])
+
+
+# Recording conditions of the training augmentation: mild (SNR 10-30 dB, RT60 0.2-0.6 s), one per speaker;
+# the robustness test uses harsher ones (SNR 5-20 dB, RT60 0.2-0.8 s) with other seeds.
+AUG_TRAIN = {"snr_db": (10.0, 30.0), "rt60": (0.2, 0.6)}
+AUG_TEST = {"snr_db": (5.0, 20.0), "rt60": (0.2, 0.8)}
+TEST_CONDITIONS = ("room", "phone", "street")
+
+
+def _augmented_frames(items, pipeline, seed, *, condition=None, params=AUG_TRAIN):
+    """Frames of every clip of ``items`` (all usable) through one recording condition per speaker (or
+    ``condition`` for all), random parameters per clip; babble noise from other speakers' clips."""
+    from affectedge.features._resample import resample
+
+    from . import augment
+
+    rng = np.random.default_rng(seed)
+    speakers = sorted({s for _, _, s in items})
+    conds = {s: condition or augment.TRAIN_CONDITIONS[int(rng.integers(len(augment.TRAIN_CONDITIONS)))]
+             for s in speakers}
+    audio = []
+    for path, _, _ in items:
+        y, sr = _read_clip(path, pipeline)
+        audio.append(resample(y, sr, pipeline.sr) if sr != pipeline.sr else y)
+    out = []
+    for i, (_, _, s) in enumerate(items):
+        others = [j for j in rng.choice(len(items), size=min(8, len(items)), replace=False) if items[j][2] != s]
+        babble = [audio[j] for j in others] or None
+        y = augment.apply_condition(audio[i], pipeline.sr, conds[s], rng, babble=babble, **params)
+        out.append(pipeline.frames(y, pipeline.sr))
+    return out, conds
+
+
+def _train_inputs(frames, aug, speakers, pipe, idx):
+    """(x_cal, x_uncal, y-index, pooled normaliser) of the clips ``idx``: calibrated windows (each speaker's own
+    statistics, per recording condition) and uncalibrated ones (pooled statistics of all of them, flag 0)."""
+    from affectedge.features.speech import SpeakerNormalizer
+
+    sets = [frames] + ([aug] if aug is not None else [])
+    spk = [speakers[i] for i in idx]
+    gnorm = SpeakerNormalizer.fit([f[i] for f in sets for i in idx])
+    xc, xu = [], []
+    for f in sets:
+        sub = [f[i] for i in idx]
+        xc.append(_windows(sub, spk, _speaker_norms(sub, spk), pipe))
+        xu.append(_windows(sub, spk, None, pipe, global_norm=gnorm))
+    order = np.concatenate([np.asarray(idx)] * len(sets))
+    return np.concatenate(xc), np.concatenate(xu), order, gnorm
 
 
 def _functionals_np(x):
@@ -242,8 +283,10 @@ def _build_model(n_features, n_classes, hp, va_table):
             self.drop = nn.Dropout(0.2)
             self.head = nn.Linear(c, n_classes)
             n_func = 4 * (n_features - 1)
-            self.register_buffer("lin_w", torch.zeros(n_classes, n_func))
+            self.register_buffer("lin_w", torch.zeros(n_classes, n_func))  # calibrated head
             self.register_buffer("lin_b", torch.zeros(n_classes))
+            self.register_buffer("lin_wu", torch.zeros(n_classes, n_func))  # uncalibrated head
+            self.register_buffer("lin_bu", torch.zeros(n_classes))
             self.register_buffer("va_table", torch.tensor(va_table, dtype=torch.float32))
             self.register_buffer("mix", torch.tensor(0.5))
 
@@ -279,34 +322,21 @@ def _build_model(n_features, n_classes, hp, va_table):
             # clamp: an input whose valid-frame flag is not 0/1 must not give NaN
             return torch.cat([mean, torch.sqrt(var.clamp_min(0.0) + 1e-6), mn, mx], dim=1)
 
+        def linear(self, x):
+            """The logistic-regression heads on the functionals: the calibrated one where the window's
+            ``calibrated`` column (second to last) is 1, the uncalibrated one where it is 0."""
+            f = self.functionals(x)
+            flag = x[:, :, -2].amax(dim=1, keepdim=True).clamp(0.0, 1.0)
+            p_cal = torch.softmax(f @ self.lin_w.T + self.lin_b, dim=1)
+            p_unc = torch.softmax(f @ self.lin_wu.T + self.lin_bu, dim=1)
+            return flag * p_cal + (1.0 - flag) * p_unc
+
         def forward(self, x):
             p_cnn = torch.softmax(self.logits(x), dim=1)
-            p_lin = torch.softmax(self.functionals(x) @ self.lin_w.T + self.lin_b, dim=1)
-            probs = self.mix * p_cnn + (1.0 - self.mix) * p_lin
+            probs = self.mix * p_cnn + (1.0 - self.mix) * self.linear(x)
             return probs, probs @ self.va_table
 
     return SpeechTIM()
-
-
-def _single_thread():
-    """One BLAS/OpenMP thread: small problems on a shared machine run far faster than oversubscribed."""
-    try:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(1)
-    except ImportError:
-        pass
-
-
-def _torch_setup(seed):
-    import torch
-
-    _single_thread()
-
-    torch.set_num_threads(1)
-    torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True)
-    return torch
 
 
 def _augment(xb, rng):
@@ -327,15 +357,14 @@ def _augment(xb, rng):
 
 def _train_cnn(x, y, n_classes, hp, seed, progress=False, crops=None):
     """Train the temporal CNN part; x (N, T, F) windows. ``crops``: optional list of extra window sets."""
-    torch = _torch_setup(seed)
+    torch = torch_setup(seed, deterministic=True, blas=True)
     model = _build_model(x.shape[2], n_classes, hp, np.zeros((n_classes, 2), np.float32))
     rng = np.random.default_rng(seed)
     opt = torch.optim.AdamW(model.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
     n = x.shape[0]
     steps = hp["epochs"] * int(np.ceil(n / hp["batch"]))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=hp["lr"], total_steps=steps, pct_start=0.2)
-    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
-    cw = torch.tensor(counts.sum() / (n_classes * np.maximum(counts, 1)), dtype=torch.float32)
+    cw = torch.from_numpy(balanced_class_weights(y, n_classes))
     loss_fn = torch.nn.CrossEntropyLoss(weight=cw, label_smoothing=hp["label_smoothing"])
     sources = [x] + list(crops or [])
     yt = torch.tensor(y)
@@ -362,7 +391,7 @@ def _train_cnn(x, y, n_classes, hp, seed, progress=False, crops=None):
             else:
                 swa.update_parameters(model)
         if progress and (ep + 1) % 15 == 0:
-            _log(progress, f"    epoch {ep + 1}/{hp['epochs']} loss {loss.item():.3f} ({time.perf_counter() - t0:.0f} s)")
+            log(progress, f"    epoch {ep + 1}/{hp['epochs']} loss {loss.item():.3f} ({time.perf_counter() - t0:.0f} s)")
     if swa is not None and swa_start < hp["epochs"] - 1:
         model = swa.module
         # batch-norm statistics of the averaged weights, on the unaugmented training windows
@@ -383,9 +412,12 @@ def _fit_linear(x, y, n_classes, hp):
     from sklearn.linear_model import LogisticRegression
 
     f = _functionals_np(x).astype(np.float64)
+    # constant columns (the calibrated flag) carry nothing: their weights stay 0
+    keep = f.std(axis=0) > 1e-6
     mu, sd = f.mean(axis=0), f.std(axis=0) + 1e-6
+    mu, sd = np.where(keep, mu, 0.0), np.where(keep, sd, np.inf)
     clf = LogisticRegression(C=hp["C_lr"], max_iter=3000, class_weight="balanced")
-    clf.fit((f - mu) / sd, y)
+    clf.fit(np.where(keep, (f - mu) / np.where(keep, sd, 1.0), 0.0), y)
     w = np.zeros((n_classes, f.shape[1]))
     b = np.full(n_classes, -1e4)  # classes absent from training never win
     coef, icpt = clf.coef_, clf.intercept_
@@ -396,14 +428,19 @@ def _fit_linear(x, y, n_classes, hp):
     return w.astype(np.float32), b.astype(np.float32)
 
 
-def _fit(x, y, n_classes, hp, seed, va_table, progress=False, crops=None):
+def _fit(x, y, n_classes, hp, seed, va_table, progress=False, crops=None, x_uncal=None):
+    """The CNN on the calibrated windows ``x`` and the uncalibrated ones ``x_uncal`` (same labels ``y``), the
+    calibrated LR head on ``x``, the uncalibrated head on ``x_uncal`` (on ``x`` when None)."""
     import torch
 
-    model = _train_cnn(x, y, n_classes, hp, seed, progress, crops)
+    xu = x if x_uncal is None else x_uncal
+    x_cnn, y_cnn = (x, y) if x_uncal is None else (np.concatenate([x, xu]), np.concatenate([y, y]))
+    model = _train_cnn(x_cnn, y_cnn, n_classes, hp, seed, progress, crops)
     w, b = _fit_linear(x, y, n_classes, hp)
+    wu, bu = (w, b) if x_uncal is None else _fit_linear(xu, y, n_classes, hp)
     with torch.no_grad():
-        model.lin_w.copy_(torch.from_numpy(w))
-        model.lin_b.copy_(torch.from_numpy(b))
+        for name, v in (("lin_w", w), ("lin_b", b), ("lin_wu", wu), ("lin_bu", bu)):
+            getattr(model, name).copy_(torch.from_numpy(v))
         model.va_table.copy_(torch.tensor(np.asarray(va_table, np.float32)))
     return model
 
@@ -416,12 +453,13 @@ def _predict(model, x, part="all"):
         if part == "cnn":
             return torch.softmax(model.logits(xt), dim=1).numpy()
         if part == "lin":
-            return torch.softmax(model.functionals(xt) @ model.lin_w.T + model.lin_b, dim=1).numpy()
+            return model.linear(xt).numpy()
         return model(xt)[0].numpy()
 
 
 def _param_count(model):
-    return int(sum(p.numel() for p in model.parameters()) + model.lin_w.numel() + model.lin_b.numel())
+    """Trained parameters: the CNN's and the logistic regression's (graph buffers ``lin_w``, ``lin_b``)."""
+    return count_parameters(model, model.lin_w, model.lin_b, model.lin_wu, model.lin_bu)
 
 
 # --------------------------------------------------------------- anchors
@@ -449,7 +487,7 @@ def egemaps_features(paths, progress=False):
                             feature_level=opensmile.FeatureLevel.Functionals)
     t0 = time.perf_counter()
     feats = np.stack([smile.process_file(str(p)).to_numpy()[0] for p in paths]).astype(np.float64)
-    _log(progress, f"  openSMILE eGeMAPSv02 of {len(paths)} clips in {time.perf_counter() - t0:.0f} s (cached: {cache})")
+    log(progress, f"  openSMILE eGeMAPSv02 of {len(paths)} clips in {time.perf_counter() - t0:.0f} s (cached: {cache})")
     np.save(cache, feats)
     return feats
 
@@ -468,10 +506,8 @@ def _svm_loso(f, y, speakers, n_classes):
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import LinearSVC
 
-    spk = np.asarray(speakers)
     pred = np.zeros_like(y)
-    for s in sorted(set(speakers)):
-        te = spk == s
+    for _, te in loso(speakers):
         clf = make_pipeline(StandardScaler(), LinearSVC(C=0.01, class_weight="balanced", max_iter=20000))
         clf.fit(f[~te], y[~te])
         pred[te] = clf.predict(f[te])
@@ -479,10 +515,8 @@ def _svm_loso(f, y, speakers, n_classes):
 
 
 def _lin_loso(x, y, speakers, n_classes, hp):
-    spk = np.asarray(speakers)
     pred = np.zeros_like(y)
-    for s in sorted(set(speakers)):
-        te = spk == s
+    for _, te in loso(speakers):
         w, b = _fit_linear(x[~te], y[~te], n_classes, hp)
         pred[te] = np.argmax(_functionals_np(x[te]) @ w.T + b, axis=1)
     return pred
@@ -512,59 +546,234 @@ def _summary_row(name, rep, note=""):
     return r
 
 
+def _inputs(items, labels, pipe, progress=False):
+    """``(frames, kept items, skipped, y, speakers, windows)`` of the usable clips, each speaker normalised by
+    the statistics of its own clips."""
+    frames, kept, skipped = _clip_frames(items, pipe, progress)
+    y, speakers = _keep(kept, labels)
+    return frames, kept, skipped, y, speakers, _windows(frames, speakers, _speaker_norms(frames, speakers), pipe)
+
+
+def _two_speakers(speakers, data, what=""):
+    spk_list = sorted(set(speakers))
+    if len(spk_list) < 2:
+        raise ParameterError(f"leave-one-speaker-out needs at least 2 speakers{what}; {str(data)!r} has {spk_list}")
+    return spk_list
+
+
 # --------------------------------------------------------------- protocol
 
+# the systems of the LOSO report: name -> (prediction key, note)
+_UNCAL_NOTE = ("test speaker normalised with the training clips' pooled statistics (no calibration; the model's "
+               "uncalibrated head)")
+_SYSTEMS = {
+    "ours: ensemble CNN + LR on functionals (shipped model)": ("ensemble", ""),
+    "ours: temporal CNN alone": ("cnn", ""),
+    "ours: LR on functionals of our features alone": ("lin", ""),
+    "ours: ensemble, test speaker uncalibrated": ("ensemble_uncal", _UNCAL_NOTE),
+    "ours: temporal CNN alone, uncalibrated": ("cnn_uncal", _UNCAL_NOTE),
+    "ours: LR alone, uncalibrated": ("lin_uncal", _UNCAL_NOTE),
+}
+_ABLATION_NOTE = "ablation protocol: LR on functionals of our features (no CNN), same LOSO folds and speaker z-norm"
+_ROBUST_NOTE = ("the test speaker's clips through a held-out simulated recording condition (harsher than the "
+                "training augmentation: SNR 5-20 dB, RT60 0.2-0.8 s, other seeds); calibrated = that speaker's "
+                "statistics under the condition")
+
+
 def evaluate_protocol(data, protocol, *, layout=None, seed=0, quick=False, progress=True, out=None):
-    """Leave-one-speaker-out evaluation with anchors and the silence ablation."""
+    """Leave-one-speaker-out evaluation with anchors, robustness, feature / augmentation / silence ablations."""
     from .metrics import classification_report, save_report
 
-    if protocol not in PROTOCOLS:
-        raise ParameterError(f"protocol {protocol!r} is not offered for speech; choose one of {', '.join(PROTOCOLS)}")
+    check_protocol(protocol, PROTOCOLS, "speech")
     t_start = time.perf_counter()
-    _single_thread()
+    single_thread()
     hp = QUICK if quick else FULL
     items, labels, y, speakers = _corpus(data, layout, quick)
-    spk_list = sorted(set(speakers))
-    if len(spk_list) < 2:
-        raise ParameterError(f"leave-one-speaker-out needs at least 2 speakers; {str(data)!r} has {spk_list}")
+    spk_list = _two_speakers(speakers, data)
+    pipe = _default_pipeline()
+    log(progress, f"speech LOSO on {data}: {len(items)} clips, {len(spk_list)} speakers, labels {labels}")
+    frames, items, skipped, y, speakers, x = _inputs(items, labels, pipe, progress)
+    spk_list = _two_speakers(speakers, data, " with usable clips")
+    t0 = time.perf_counter()
+    aug, conds = _augmented_frames(items, pipe, seed + 1000)
+    tests = {} if quick else {c: _augmented_frames(items, pipe, seed + 2000 + i, condition=c, params=AUG_TEST)[0]
+                              for i, c in enumerate(TEST_CONDITIONS)}
+    log(progress, f"  augmented frames ({len(tests) + 1} conditions) in {time.perf_counter() - t0:.0f} s")
+    preds, probs, per_fold = _loso_folds(x, y, speakers, frames, pipe, labels, hp, seed, progress, aug, tests)
+    reps = {k: classification_report(y, v, labels) for k, v in preds.items()}
+    report = _loso_report(data, quick, seed, spk_list, reps, skipped, per_fold, items, y, labels, preds, probs, pipe,
+                          hp)
+    report["augmentation"] = {"training_conditions": conds, "parameters": {k: list(v) for k, v in AUG_TRAIN.items()},
+                              "chains": _aug_chains()}
+    table = []
+    for name, (k, note) in _SYSTEMS.items():
+        _add_system(report, table, name, reps[k], note)
+    robust = []
+    for c in tests:
+        for m in ("cal", "uncal"):
+            _add_system(report, robust, f"{c}, {'calibrated' if m == 'cal' else 'uncalibrated'}", reps[f"{c}/{m}"],
+                        _ROBUST_NOTE, prefix="held-out condition: ")
+    report["robustness"] = robust
+    if quick:
+        report["table"] = table
+        report["not_run"] = "quick run: robustness, anchors and ablations not run"
+        report["elapsed_s"] = round(time.perf_counter() - t_start, 1)
+        if out is not None:
+            save_report(report, out, title=f"speech LOSO quick: UAR {report['uar']:.3f}")
+        return report
+    try:
+        for name, rep, note in _anchors(items, y, speakers, labels, progress):
+            _add_system(report, table, name, rep, note)
+    except ImportError as exc:
+        report["anchors_skipped"] = f"opensmile/scikit-learn not installed ({exc})"
+    report["feature_ablation"] = _feature_ablation(frames, aug, tests, y, speakers, labels, pipe, hp, report)
+    abl = []
+    for label, rep in _silence_ablation(frames, items, y, speakers, labels, hp):
+        _add_system(report, abl, label, rep, _ABLATION_NOTE, prefix="silence ablation: ")
+    report["table"] = table
+    report["silence_ablation"] = abl
+    report["silence_ablation_protocol"] = _ABLATION_NOTE
+    report["arousal"] = _arousal_ablation(frames, items, y, speakers, labels, hp)
+    report["elapsed_s"] = round(time.perf_counter() - t_start, 1)
+    report["va_mapping"] = {"table": {lab: VA_TABLE[lab] for lab in labels}, "source": VA_SOURCE}
+    if out is not None:
+        save_report(report, out, title=f"speech LOSO ({len(spk_list)} speakers): UAR {report['uar']:.3f}")
+    log(progress, _format_table(table + robust + report["feature_ablation"] + abl))
+    return report
+
+
+def _aug_chains():
+    from . import augment
+
+    return {c: list(augment.CONDITIONS[c]) for c in augment.TRAIN_CONDITIONS}
+
+
+# feature groups of the ablation: name -> predicate on the pipeline's feature names
+_GROUPS = {
+    "MFCC + deltas + silence (the v1 features)": lambda n: not n.startswith("egemaps_"),
+    "eGeMAPS LLDs alone": lambda n: n.startswith("egemaps_"),
+    "MFCC + deltas + eGeMAPS LLDs (no silence)": lambda n: n not in _SILENCE,
+    "MFCC + deltas + silence + eGeMAPS LLDs (shipped)": lambda n: True,
+}
+_SILENCE = ("silence_ratio", "silent_segments", "mean_silence_s", "longest_silence_s")
+
+
+def _lin_two_heads(frames, aug, tests, y, speakers, pipe, hp, n_classes):
+    """LR-only LOSO with a calibrated and an uncalibrated head: predictions clean and per held-out condition."""
+    out = {k: np.zeros_like(y) for k in ["cal", "uncal"] + [f"{c}/{m}" for c in tests for m in ("cal", "uncal")]}
+    for _, te in loso(speakers):
+        tr, ti = np.flatnonzero(~te), np.flatnonzero(te)
+        xc, xu, order, gnorm = _train_inputs(frames, aug, speakers, pipe, tr)
+        heads = {"cal": _fit_linear(xc, y[order], n_classes, hp), "uncal": _fit_linear(xu, y[order], n_classes, hp)}
+        spk = [speakers[i] for i in ti]
+        for c, fc in [("", frames)] + list(tests.items()):
+            sub = [fc[i] for i in ti]
+            for m, xx in (("cal", _windows(sub, spk, _speaker_norms(sub, spk), pipe)),
+                          ("uncal", _windows(sub, None, None, pipe, global_norm=gnorm))):
+                w, b = heads[m]
+                out[f"{c}/{m}" if c else m][te] = np.argmax(_functionals_np(xx) @ w.T + b, axis=1)
+    return out
+
+
+def _feature_ablation(frames, aug, tests, y, speakers, labels, pipe, hp, report):
+    """Rows of the feature-set x augmentation ablation (LR-only protocol, both heads, held-out conditions)."""
+    from .metrics import classification_report
+
+    rows = []
+    names = pipe.feature_names[:pipe.n_frame_features]
+    for group, keep in _GROUPS.items():
+        drop = np.array([not keep(n) for n in names])
+        fr = [np.where(drop, 0.0, f).astype(np.float32) for f in frames]  # zero columns: constant, ignored by the LR
+        ag = [np.where(drop, 0.0, f).astype(np.float32) for f in aug]
+        ts = {c: [np.where(drop, 0.0, f).astype(np.float32) for f in v] for c, v in tests.items()}
+        for with_aug in (False, True):
+            pr = _lin_two_heads(fr, ag if with_aug else None, ts, y, speakers, pipe, hp, len(labels))
+            name = f"{group}, {'with' if with_aug else 'without'} augmentation"
+            row = {"system": name, "features": int((~drop).sum())}
+            for k, v in pr.items():
+                rep = classification_report(y, v, labels)
+                row["uar_" + k.replace("/", "_")] = rep["uar"]
+                report["systems"]["feature ablation (LR only): " + name + " / " + k] = \
+                    {kk: vv for kk, vv in rep.items() if kk != "labels"}
+            row["uar"] = row["uar_cal"]
+            rows.append(row)
+    return rows
+
+
+def _arousal_ablation(frames, items, y, speakers, labels, hp):
+    """Binary arousal (high: anger, happiness, fear; low: sadness, neutral, boredom), LR-only LOSO, calibrated
+    and uncalibrated, without silence features and at threshold factors 0.2 / 0.3 / 0.5."""
+    from .metrics import classification_report
+
+    high = [labels.index(c) for c in HIGH_AROUSAL if c in labels]
+    low = [labels.index(c) for c in LOW_AROUSAL if c in labels]
+    sel = np.flatnonzero(np.isin(y, high + low))
+    ya = np.isin(y[sel], high).astype(np.int64)  # 1 = high
+    spk = [speakers[i] for i in sel]
+    rows = []
+    for label, over in _SILENCE_VARIANTS:
+        p2 = _default_pipeline(**over)
+        fr2 = frames if over == {"threshold_factor": 0.3} else _swap_silence(frames, items, p2)
+        fr2 = [fr2[i] for i in sel]
+        pr = _lin_two_heads(fr2, None, {}, ya, spk, p2, hp, 2)
+        row = {"system": label}
+        for m in ("cal", "uncal"):
+            rep = classification_report(ya, pr[m], ["low", "high"])
+            row["uar_" + m] = rep["uar"]
+            row["recall_high_" + m] = rep["per_class_recall"]["high"]
+            row["recall_low_" + m] = rep["per_class_recall"]["low"]
+        rows.append(row)
+    return {"protocol": "LR on functionals (no CNN), LOSO, binary labels high = anger/happiness/fear, low = "
+                        "sadness/neutral/boredom (disgust left out)", "clips": int(sel.size), "rows": rows}
+
+
+def _loso_folds(x, y, speakers, frames, pipe, labels, hp, seed, progress, aug=None, tests=None):
+    """Retrain on all speakers but one, for each speaker: predictions of every system, probabilities, folds.
+
+    ``aug``: frames of the training augmentation (one recording condition per speaker), added to the training
+    set of every fold; ``tests``: {condition: frames} of every clip under a held-out recording condition,
+    scored calibrated (the test speaker's own statistics under that condition) and uncalibrated.
+    """
+    from .metrics import classification_report
+
     n_classes = len(labels)
     va = [VA_TABLE[lab] for lab in labels]
-    pipe = _default_pipeline()
-    _log(progress, f"speech LOSO on {data}: {len(items)} clips, {len(spk_list)} speakers, labels {labels}")
-    frames, items, skipped = _clip_frames(items, pipe, progress)
-    y, speakers = _keep(items, labels)
-    spk_list = sorted(set(speakers))
-    if len(spk_list) < 2:
-        raise ParameterError(f"leave-one-speaker-out needs at least 2 speakers with usable clips; {str(data)!r} "
-                             f"has {spk_list}")
-    norms = _speaker_norms(frames, speakers)
-    x = _windows(frames, speakers, norms, pipe)
-    spk = np.asarray(speakers)
-    preds = {k: np.zeros_like(y) for k in ("ensemble", "cnn", "lin", "ensemble_uncal")}
+    keys = ["ensemble", "cnn", "lin", "ensemble_uncal", "cnn_uncal", "lin_uncal"]
+    keys += [f"{c}/{m}" for c in (tests or {}) for m in ("cal", "uncal")]
+    preds = {k: np.zeros_like(y) for k in keys}
     probs = np.zeros((len(y), 2, n_classes))
     per_fold = []
-    for s in spk_list:
-        te = spk == s
+    for s, te in loso(speakers):
         t0 = time.perf_counter()
-        model = _fit(x[~te], y[~te], n_classes, hp, seed, va)
-        p_cnn, p_lin = _predict(model, x[te], "cnn"), _predict(model, x[te], "lin")
-        probs[te, 0], probs[te, 1] = p_cnn, p_lin
-        preds["cnn"][te] = p_cnn.argmax(1)
-        preds["lin"][te] = p_lin.argmax(1)
-        preds["ensemble"][te] = (0.5 * p_cnn + 0.5 * p_lin).argmax(1)
-        # uncalibrated use: the test speaker normalised with the training speakers' pooled statistics
-        from affectedge.features.speech import SpeakerNormalizer
-
-        gnorm = SpeakerNormalizer.fit([frames[i] for i in np.flatnonzero(~te)])
-        xu = np.stack([pipe.window(frames[i], gnorm) for i in np.flatnonzero(te)])
-        preds["ensemble_uncal"][te] = _predict(model, xu).argmax(1)
+        tr, ti = np.flatnonzero(~te), np.flatnonzero(te)
+        xc, xu, order, gnorm = _train_inputs(frames, aug, speakers, pipe, tr)
+        model = _fit(xc, y[order], n_classes, hp, seed, va, x_uncal=xu)
+        xs = x[te]
+        xsu = _windows([frames[i] for i in ti], None, None, pipe, global_norm=gnorm)
+        for suffix, xx in (("", xs), ("_uncal", xsu)):
+            p_cnn, p_lin = _predict(model, xx, "cnn"), _predict(model, xx, "lin")
+            if not suffix:
+                probs[te, 0], probs[te, 1] = p_cnn, p_lin
+            preds["cnn" + suffix][te] = p_cnn.argmax(1)
+            preds["lin" + suffix][te] = p_lin.argmax(1)
+            preds["ensemble" + suffix][te] = _predict(model, xx).argmax(1)
+        for c, fc in (tests or {}).items():
+            sub = [fc[i] for i in ti]
+            spk = [speakers[i] for i in ti]
+            preds[f"{c}/cal"][te] = _predict(model, _windows(sub, spk, _speaker_norms(sub, spk), pipe)).argmax(1)
+            preds[f"{c}/uncal"][te] = _predict(model, _windows(sub, None, None, pipe, global_norm=gnorm)).argmax(1)
         fold = classification_report(y[te], preds["ensemble"][te], labels)
         per_fold.append({"speaker": s, "n": int(te.sum()), "uar": fold["uar"], "war": fold["war"],
-                         "uar_cnn": classification_report(y[te], preds["cnn"][te], labels)["uar"]})
-        _log(progress, f"  fold speaker {s}: UAR {fold['uar']:.3f} (cnn {per_fold[-1]['uar_cnn']:.3f}) "
-                       f"{time.perf_counter() - t0:.0f} s")
-    reps = {k: classification_report(y, v, labels) for k, v in preds.items()}
-    report = {
+                         "uar_cnn": classification_report(y[te], preds["cnn"][te], labels)["uar"],
+                         "uar_uncal": classification_report(y[te], preds["ensemble_uncal"][te], labels)["uar"]})
+        log(progress, f"  fold speaker {s}: UAR {fold['uar']:.3f} (cnn {per_fold[-1]['uar_cnn']:.3f}, uncalibrated "
+                      f"{per_fold[-1]['uar_uncal']:.3f}) {time.perf_counter() - t0:.0f} s")
+    return preds, probs, per_fold
+
+
+def _loso_report(data, quick, seed, spk_list, reps, skipped, per_fold, items, y, labels, preds, probs, pipe, hp):
+    """The LOSO report's head: the shipped ensemble's figures, folds, per-clip predictions, the set-up."""
+    return {
         "task": "speech", "model_id": MODEL_ID, "protocol": "loso", "data": str(data), "quick": bool(quick),
         "seed": seed, "n_speakers": len(spk_list), **reps["ensemble"], "skipped": skipped,
         "per_fold": per_fold,
@@ -574,62 +783,52 @@ def evaluate_protocol(data, protocol, *, layout=None, seed=0, quick=False, progr
         "normalisation": ("per-speaker z-normalisation of every feature column; the test speaker's statistics come "
                           "from all of its own clips with their labels unused (transductive, unlabelled "
                           "calibration); training speakers each use their own statistics"),
-        "features": pipe.spec, "hyper_parameters": {k: list(v) if isinstance(v, tuple) else v for k, v in hp.items()},
+        "features": pipe.spec, "hyper_parameters": _hp_json(hp),
         "systems": {},
     }
-    systems = {
-        "ours: ensemble CNN + LR on functionals (shipped model)": ("ensemble", ""),
-        "ours: temporal CNN alone": ("cnn", ""),
-        "ours: LR on functionals of our features alone": ("lin", ""),
-        "ours: ensemble, test speaker uncalibrated": ("ensemble_uncal",
-                                                      "test speaker normalised with the training speakers' "
-                                                      "pooled statistics (no calibration)"),
-    }
-    table = []
-    for name, (k, note) in systems.items():
-        report["systems"][name] = {kk: vv for kk, vv in reps[k].items() if kk != "labels"}
-        table.append(_summary_row(name, reps[k], note))
-    if quick:
-        report["table"] = table
-        report["not_run"] = "quick run: anchors and silence ablation not run"
-        report["elapsed_s"] = round(time.perf_counter() - t_start, 1)
-        if out is not None:
-            save_report(report, out, title=f"speech LOSO quick: UAR {report['uar']:.3f}")
-        return report
-    # anchors: eGeMAPS + linear SVM
-    try:
-        eg = egemaps_features([p for p, _, _ in items], progress)  # the usable clips only
-        for name, f, note in (("anchor: eGeMAPSv02 + linear SVM, per-speaker z-norm", _znorm_by_speaker(eg, speakers),
-                               "88 openSMILE functionals, LinearSVC(C=0.01), speaker z-norm from unlabelled clips"),
-                              ("anchor: eGeMAPSv02 + linear SVM, no speaker norm", eg,
-                               "88 openSMILE functionals, LinearSVC(C=0.01), global standardisation only")):
-            rep = classification_report(y, _svm_loso(f, y, speakers, n_classes), labels)
-            report["systems"][name] = {kk: vv for kk, vv in rep.items() if kk != "labels"}
-            table.append(_summary_row(name, rep, note))
-    except ImportError as exc:
-        report["anchors_skipped"] = f"opensmile/scikit-learn not installed ({exc})"
-    # silence ablation (cheap protocol: LR on functionals only, same LOSO folds and speaker norm)
-    abl = []
-    note = "ablation protocol: LR on functionals of our features (no CNN), same LOSO folds and speaker z-norm"
-    for label, over in (("no silence features", {"silence": False}),
-                        ("silence, threshold factor 0.2", {"threshold_factor": 0.2}),
-                        ("silence, threshold factor 0.3", {"threshold_factor": 0.3}),
-                        ("silence, threshold factor 0.5", {"threshold_factor": 0.5})):
+
+
+def _hp_json(hp):
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in hp.items()}
+
+
+def _add_system(report, rows, name, rep, note, prefix=""):
+    report["systems"][prefix + name] = {kk: vv for kk, vv in rep.items() if kk != "labels"}
+    rows.append(_summary_row(name, rep, note))
+
+
+def _anchors(items, y, speakers, labels, progress):
+    """``(name, report, note)`` of the eGeMAPS + linear SVM anchors; ImportError without opensmile."""
+    from .metrics import classification_report
+
+    eg = egemaps_features([p for p, _, _ in items], progress)  # the usable clips only
+    n_classes = len(labels)
+    return [(name, classification_report(y, _svm_loso(f, y, speakers, n_classes), labels), note)
+            for name, f, note in (("anchor: eGeMAPSv02 + linear SVM, per-speaker z-norm",
+                                   _znorm_by_speaker(eg, speakers),
+                                   "88 openSMILE functionals, LinearSVC(C=0.01), speaker z-norm from unlabelled "
+                                   "clips"),
+                                  ("anchor: eGeMAPSv02 + linear SVM, no speaker norm", eg,
+                                   "88 openSMILE functionals, LinearSVC(C=0.01), global standardisation only"))]
+
+
+_SILENCE_VARIANTS = (("no silence features", {"silence": False}),
+                     ("silence, threshold factor 0.2", {"threshold_factor": 0.2}),
+                     ("silence, threshold factor 0.3", {"threshold_factor": 0.3}),
+                     ("silence, threshold factor 0.5", {"threshold_factor": 0.5}))
+
+
+def _silence_ablation(frames, items, y, speakers, labels, hp):
+    """``(label, report)`` of the silence ablation: the cheap LR-only protocol on the same folds and norm."""
+    from .metrics import classification_report
+
+    out = []
+    for label, over in _SILENCE_VARIANTS:
         p2 = _default_pipeline(**over)
         fr2 = frames if over == {"threshold_factor": 0.3} else _swap_silence(frames, items, p2)
         x2 = _windows(fr2, speakers, _speaker_norms(fr2, speakers), p2)
-        rep = classification_report(y, _lin_loso(x2, y, speakers, n_classes, hp), labels)
-        abl.append(_summary_row(label, rep, note))
-        report["systems"]["silence ablation: " + label] = {kk: vv for kk, vv in rep.items() if kk != "labels"}
-    report["table"] = table
-    report["silence_ablation"] = abl
-    report["silence_ablation_protocol"] = note
-    report["elapsed_s"] = round(time.perf_counter() - t_start, 1)
-    report["va_mapping"] = {"table": {lab: VA_TABLE[lab] for lab in labels}, "source": VA_SOURCE}
-    if out is not None:
-        save_report(report, out, title=f"speech LOSO ({len(spk_list)} speakers): UAR {report['uar']:.3f}")
-    _log(progress, _format_table(table + abl))
-    return report
+        out.append((label, classification_report(y, _lin_loso(x2, y, speakers, len(labels), hp), labels)))
+    return out
 
 
 def _swap_silence(frames, items, pipe):
@@ -641,7 +840,7 @@ def _swap_silence(frames, items, pipe):
     out = []
     for f, (path, _, _) in zip(frames, items):
         if not pipe.silence:
-            out.append(np.ascontiguousarray(f[:, :n_m]))
+            out.append(np.ascontiguousarray(np.delete(f, np.s_[n_m:n_m + 4], axis=1)))
             continue
         y, sr = _read_clip(path, pipe)
         y = resample(y, sr, pipe.sr)  # as the pipeline computes its silence features
@@ -665,42 +864,22 @@ def _format_table(rows):
 # ------------------------------------------------------------------- train
 
 def _find_report(out):
-    env = os.environ.get("AFFECTEDGE_SPEECH_REPORT")
-    cands = [Path(env)] if env else []
-    repo = Path(__file__).resolve().parents[2]
-    cands += [Path.cwd() / "reports" / "speech" / "report.json", repo / "reports" / "speech" / "report.json"]
-    for c in cands:
-        if c.is_file():
-            try:
-                rep = json.loads(c.read_text())
-            except (OSError, json.JSONDecodeError):
-                continue
-            if rep.get("task") == "speech" and rep.get("protocol") == "loso" and not rep.get("quick"):
-                return c, rep
-    return None, None
-
+    return find_report("speech", env="AFFECTEDGE_SPEECH_REPORT",
+                       accept=lambda r: r.get("task") == "speech" and r.get("protocol") == "loso")
 
 
 def load_features(data, *, layout=None, limit=None, seed=0):
     """Model inputs (n, frames, features) float32 with per-speaker calibration, labels (n,), label names."""
-    items, labels, y, speakers = _corpus(data, layout)
-    if limit is not None and limit < len(items):
-        keep = np.sort(np.random.default_rng(seed).choice(len(items), size=limit, replace=False))
+    items, labels, _, _ = _corpus(data, layout)
+    keep = sample_indices(len(items), limit, seed)
+    if keep is not None:
         items = [items[i] for i in keep]
-        y = y[keep]
-        speakers = [speakers[i] for i in keep]
-    pipe = _default_pipeline()
-    frames, kept, _ = _clip_frames(items, pipe)
-    y, speakers = _keep(kept, labels)
-    x = _windows(frames, speakers, _speaker_norms(frames, speakers), pipe)
+    _, _, _, y, _, x = _inputs(items, labels, _default_pipeline())
     return np.asarray(x, dtype=np.float32), y, tuple(labels)
 
 
 def train(data, out, *, layout=None, seed=0, quick=False, progress=True):
     """Train on all of ``data`` (every speaker), export ONNX, write the card."""
-    from affectedge.features.speech import SpeakerNormalizer
-    from affectedge.models import ModelCard, sha256_file
-
     t_start = time.perf_counter()
     hp = QUICK if quick else FULL
     out = Path(out)
@@ -709,20 +888,73 @@ def train(data, out, *, layout=None, seed=0, quick=False, progress=True):
     n_classes = len(labels)
     va = [VA_TABLE[lab] for lab in labels]
     pipe = _default_pipeline()
-    _log(progress, f"speech train on {data}: {len(items)} clips, {len(set(speakers))} speakers, labels {labels}")
-    frames, kept, skipped = _clip_frames(items, pipe, progress)
-    y, speakers = _keep(kept, labels)
-    x = _windows(frames, speakers, _speaker_norms(frames, speakers), pipe)
-    model = _fit(x, y, n_classes, hp, seed, va, progress)
-    # the uncalibrated fallback: pooled statistics of all training speakers
-    pipe = pipe.with_norm(SpeakerNormalizer.fit(frames))
-    onnx_path = out / "model.onnx"
-    max_diff = _export(model, x[:8], onnx_path)
+    log(progress, f"speech train on {data}: {len(items)} clips, {len(set(speakers))} speakers, labels {labels}")
+    frames, kept, skipped, y, speakers, x = _inputs(items, labels, pipe, progress)
+    aug, conds = _augmented_frames(kept, pipe, seed + 1000)
+    xc, xu, order, gnorm = _train_inputs(frames, aug, speakers, pipe, np.arange(len(kept)))
+    model = _fit(xc, y[order], n_classes, hp, seed, va, progress, x_uncal=xu)
+    # the uncalibrated fallback: pooled statistics of all training clips, augmented ones included
+    pipe = pipe.with_norm(gnorm)
+    onnx_path = export_onnx(model, x[:8], out / "model.onnx", input_names=["features"], output_names=["probs", "va"],
+                            dynamic_shapes={"x": {0: _batch_dim()}})
+    max_diff = max(onnx_max_abs_diff(model, onnx_path, x[:8]).values())
     save_exported_program(model, x[:8], out)
-    _log(progress, f"  exported {onnx_path} ({onnx_path.stat().st_size:,} bytes); onnxruntime vs torch max |diff| "
-                   f"{max_diff:.2e}")
-    train_rep = _train_fit(model, x, y, labels)
+    log(progress, f"  exported {onnx_path} ({onnx_path.stat().st_size:,} bytes); onnxruntime vs torch max |diff| "
+                  f"{max_diff:.2e}")
     rep_path, rep = (None, None) if quick else _find_report(out)
+    evaluation = _card_evaluation(rep_path, rep, _train_fit(model, x, y, labels))
+    n_spk = len(set(speakers))
+    card = save_card(
+        out, id=MODEL_ID, task="speech-emotion", version="1",
+        summary=("TIM-Net-style bidirectional dilated temporal CNN averaged with a logistic regression on "
+                 "utterance functionals, on native-kernel MFCC + delta + silence features with per-speaker "
+                 f"calibration; {n_classes} categories and approximate valence/arousal."),
+        labels=tuple(labels),
+        outputs={"probs": f"(batch, {n_classes}) category probabilities in label order",
+                 "va": "(batch, 2) valence, arousal in [-1, 1] = probs @ table (" + VA_SOURCE + "): "
+                       + ", ".join(f"{lab} {VA_TABLE[lab]}" for lab in labels)},
+        input={"pipeline": pipe.name, "spec": pipe.spec, "shape": [None, *pipe.input_shape], "dtype": "float32",
+               "window_s": pipe.window_s, "input_name": "features",
+               "calibration": ("per speaker: SpeakerNormalizer.fit on the unnormalised frames "
+                               "(pipeline.frames) of a few of the user's utterances, passed as "
+                               "pipeline(audio, calibration=...); without it the training-set statistics in the "
+                               "spec are used (less accurate, see evaluation)")},
+        parameters=_param_count(model),
+        training_data=({"name": "EmoDB" if n_spk == 10 else str(Path(data).name),
+                        "description": f"{len(kept)} utterances, {n_spk} speakers, from {data}"
+                                       + (f" ({len(skipped)} unusable files skipped)" if skipped else ""),
+                        "terms": EMODB_TERMS},),
+        evaluation=evaluation,
+        limits=_LIMITS,
+        extra={"onnx_max_abs_diff_vs_torch": max_diff, "seed": seed, "quick": bool(quick), "skipped": skipped,
+               "hyper_parameters": _hp_json(hp),
+               "train_seconds": round(time.perf_counter() - t_start, 1), "opset_export": "torch.onnx dynamo"},
+    )
+    log(progress, f"  card -> {card} ({_param_count(model):,} parameters, {time.perf_counter() - t_start:.0f} s)")
+    return card
+
+
+_LIMITS = (
+    "Acted German speech from 10 adult speakers (5 f, 5 m), 10 sentences, studio quality: expect much lower "
+    "accuracy on spontaneous, other-language, noisy or far-field speech.",
+    "Features are computed on 16 kHz mono (audio at other rates is resampled with soxr); clips are "
+    "centre-cropped to 4 s and shorter ones padded.",
+    "Evaluated with per-speaker calibration (the test speaker's unlabelled clips); uncalibrated use is "
+    "less accurate (see the evaluation table).",
+    "The valence/arousal output is a probability-weighted lookup of approximate category positions, not a "
+    "model of dimensional ratings.",
+    "Research weights only (EmoDB terms); not for decisions about people.",
+)
+
+
+def _batch_dim():
+    import torch
+
+    return torch.export.Dim("batch", min=1, max=4096)
+
+
+def _card_evaluation(rep_path, rep, train_rep):
+    """The card's evaluation: the figures of the LOSO report ``rep`` (None: not found) and the training fit."""
     evaluation = {"protocol": "leave-one-speaker-out on EmoDB (10 folds), per-speaker calibration"}
     if rep is not None:
         evaluation["table"] = [{k: v for k, v in r.items() if k != "note"} for r in rep.get("table", [])] + \
@@ -742,47 +974,7 @@ def train(data, out, *, layout=None, seed=0, quick=False, progress=True):
                               "reports/speech' first, or set AFFECTEDGE_SPEECH_REPORT)")
     evaluation["training_set_uar"] = train_rep["uar"]
     evaluation["training_set_note"] = "fit on the training data itself; optimistic, not a test figure"
-    n_spk = len(set(speakers))
-    card = ModelCard(
-        id=MODEL_ID, task="speech-emotion", version="1",
-        summary=("TIM-Net-style bidirectional dilated temporal CNN averaged with a logistic regression on "
-                 "utterance functionals, on native-kernel MFCC + delta + silence features with per-speaker "
-                 f"calibration; {n_classes} categories and approximate valence/arousal."),
-        labels=tuple(labels),
-        outputs={"probs": f"(batch, {n_classes}) category probabilities in label order",
-                 "va": "(batch, 2) valence, arousal in [-1, 1] = probs @ table (" + VA_SOURCE + "): "
-                       + ", ".join(f"{lab} {VA_TABLE[lab]}" for lab in labels)},
-        input={"pipeline": pipe.name, "spec": pipe.spec, "shape": [None, *pipe.input_shape], "dtype": "float32",
-               "window_s": pipe.window_s, "input_name": "features",
-               "calibration": ("per speaker: SpeakerNormalizer.fit on the unnormalised frames "
-                               "(pipeline.frames) of a few of the user's utterances, passed as "
-                               "pipeline(audio, calibration=...); without it the training-set statistics in the "
-                               "spec are used (less accurate, see evaluation)")},
-        parameters=_param_count(model),
-        file="model.onnx", file_sha256=sha256_file(onnx_path), file_size_bytes=onnx_path.stat().st_size,
-        training_data=({"name": "EmoDB" if n_spk == 10 else str(Path(data).name),
-                        "description": f"{len(kept)} utterances, {n_spk} speakers, from {data}"
-                                       + (f" ({len(skipped)} unusable files skipped)" if skipped else ""),
-                        "terms": EMODB_TERMS},),
-        evaluation=evaluation,
-        limits=(
-            "Acted German speech from 10 adult speakers (5 f, 5 m), 10 sentences, studio quality: expect much lower "
-            "accuracy on spontaneous, other-language, noisy or far-field speech.",
-            "Features are computed on 16 kHz mono (audio at other rates is resampled with soxr); clips are "
-            "centre-cropped to 4 s and shorter ones padded.",
-            "Evaluated with per-speaker calibration (the test speaker's unlabelled clips); uncalibrated use is "
-            "less accurate (see the evaluation table).",
-            "The valence/arousal output is a probability-weighted lookup of approximate category positions, not a "
-            "model of dimensional ratings.",
-            "Research weights only (EmoDB terms); not for decisions about people.",
-        ),
-        extra={"onnx_max_abs_diff_vs_torch": max_diff, "seed": seed, "quick": bool(quick), "skipped": skipped,
-               "hyper_parameters": {k: list(v) if isinstance(v, tuple) else v for k, v in hp.items()},
-               "train_seconds": round(time.perf_counter() - t_start, 1), "opset_export": "torch.onnx dynamo"},
-    )
-    card.save(out)
-    _log(progress, f"  card -> {out / 'card.json'} ({card.parameters:,} parameters, {time.perf_counter() - t_start:.0f} s)")
-    return out / "card.json"
+    return evaluation
 
 
 def _train_fit(model, x, y, labels):
@@ -791,70 +983,138 @@ def _train_fit(model, x, y, labels):
     return classification_report(y, _predict(model, x).argmax(1), labels)
 
 
-def _export(model, sample, path):
-    """torch.onnx.export(dynamo=True) to fp32 ONNX; returns max |onnxruntime - torch| on ``sample``."""
-    import logging
-    import warnings
-
-    import onnxruntime as ort
-    import torch
-
-    model.eval()
-    xs = torch.from_numpy(np.ascontiguousarray(sample))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        prev = logging.getLogger("torch.onnx").level
-        logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-        try:
-            prog = torch.onnx.export(model, (xs,), dynamo=True, input_names=["features"],
-                                     output_names=["probs", "va"],
-                                     dynamic_shapes={"x": {0: torch.export.Dim("batch", min=1, max=4096)}},
-                                     verbose=False)
-        finally:
-            logging.getLogger("torch.onnx").setLevel(prev)
-    prog.save(str(path))
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    got = sess.run(None, {sess.get_inputs()[0].name: sample.astype(np.float32)})
-    with torch.no_grad():
-        ref = model(xs)
-    return float(max(np.max(np.abs(g - r.numpy())) for g, r in zip(got, ref)))
-
-
 # --------------------------------------------------------- cross-corpus
 
-def evaluate_model(model, data, *, layout=None, progress=True, out=None):
-    """Score a trained model on a labelled corpus; only classes both share count."""
-    from affectedge.features.speech import SpeakerNormalizer
+CALIBRATIONS = ("speaker", "none")
+FOUR_CLASSES = ("anger", "happiness", "neutral", "sadness")
 
+
+def evaluate_model(model, data, *, layout=None, progress=True, out=None, calibration="speaker",
+                   unknown_speaker="error", train_data=None):
+    """Score a trained model on a labelled corpus it has never seen; only classes both share count.
+
+    ``calibration``: ``"speaker"`` normalises each corpus speaker with the statistics of that speaker's clips
+    (labels unused), ``"none"`` uses the model's training statistics (the uncalibrated head). The report adds
+    the 4-class figure (anger, happiness, neutral, sadness) and binary arousal (from the model's probabilities,
+    and, with ``train_data`` (default: EmoDB under the shared data folder, when present), from LR arousal
+    classifiers trained there without silence features and at threshold factors 0.2 / 0.3 / 0.5).
+    """
     from .metrics import classification_report, save_report
 
-    items = load_corpus(data, layout)
+    if calibration not in CALIBRATIONS:
+        raise ParameterError(f"calibration={calibration!r} is unknown; choose 'speaker' (per-speaker statistics "
+                             "from the corpus speaker's clips) or 'none' (the model's training statistics)")
+    items = load_corpus(data, layout, unknown_speaker=unknown_speaker)
     model_labels = list(model.labels)
     corpus_labels = sorted({lab for _, lab, _ in items}, key=TAXONOMY.index)
-    shared = [lab for lab in model_labels if lab in corpus_labels]
-    if not shared:
-        raise ParameterError(f"the model's labels {model_labels} and the corpus labels {corpus_labels} share no class")
+    shared = shared_classes(model_labels, corpus_labels,
+                            f"the model's labels {model_labels} and the corpus labels {corpus_labels} share no class")
     kept = [it for it in items if it[1] in shared]
     pipe = model.pipeline
     n_kept = len(kept)
     frames, kept, skipped = _clip_frames(kept, pipe, progress)
     speakers = [s for _, _, s in kept]
-    norms = {s: SpeakerNormalizer.fit([f for f, s2 in zip(frames, speakers) if s2 == s]) for s in set(speakers)}
-    x = np.stack([pipe.window(f, norms[s]) for f, s in zip(frames, speakers)])
+    if calibration == "speaker":
+        x = _windows(frames, speakers, _speaker_norms(frames, speakers), pipe)
+    else:
+        x = np.stack([pipe.window(f, None) for f in frames])
     probs = model.predict(x)[model.output_names[0]]
-    cols = [model_labels.index(lab) for lab in shared]
-    pred = probs[:, cols].argmax(1)
+    pred = shared_argmax(probs, model_labels, shared)
     y = np.array([shared.index(lab) for _, lab, _ in kept])
     rep = classification_report(y, pred, shared)
     rep.update({
         "task": "speech", "model_id": model.card.id, "data": str(data), "protocol": "cross-corpus",
+        "calibration": calibration,
         "shared_classes": shared,
         "model_only_classes": [lab for lab in model_labels if lab not in shared],
         "corpus_only_classes": [lab for lab in corpus_labels if lab not in shared],
         "clips_scored": len(kept), "clips_dropped": len(items) - n_kept, "skipped": skipped,
-        "note": ("only classes both share count; predictions are the most probable shared class; features "
-                 "calibrated per corpus speaker from that speaker's clips (labels unused)"),
+        "speakers": len(set(speakers)),
+        "note": ("only classes both share count; predictions are the most probable shared class; "
+                 + ("features calibrated per corpus speaker from that speaker's clips (labels unused)"
+                    if calibration == "speaker" else "no calibration: the model's training statistics")),
     })
+    four = [c for c in FOUR_CLASSES if c in shared]
+    if len(four) >= 2:
+        sel = np.isin(y, [shared.index(c) for c in four])
+        p4 = shared_argmax(probs[sel], model_labels, four)
+        rep["four_class"] = {k: v for k, v in classification_report(
+            np.array([four.index(shared[t]) for t in y[sel]]), p4, four).items() if k != "labels"}
+        rep["four_class"]["classes"] = four
+    rep["arousal"] = _arousal_cross(model, probs, kept, frames, speakers, calibration, train_data, progress)
     if out is not None:
-        save_report(rep, out, title=f"speech cross-corpus: UAR {rep['uar']:.3f} on {len(shared)} shared classes")
+        save_report(rep, out, title=f"speech cross-corpus ({calibration} calibration): UAR {rep['uar']:.3f} on "
+                                    f"{len(shared)} shared classes")
     return rep
+
+
+def _arousal_cross(model, probs, kept, frames, speakers, calibration, train_data, progress):
+    """Binary arousal on a corpus: from the model's probabilities, and from LR arousal classifiers trained on
+    ``train_data`` with each silence variant (``None`` if that corpus is absent)."""
+    from .metrics import classification_report
+
+    labels = [lab for _, lab, _ in kept]
+    sel = np.array([lab in HIGH_AROUSAL + LOW_AROUSAL for lab in labels])
+    out = {"high": list(HIGH_AROUSAL), "low": list(LOW_AROUSAL), "clips": int(sel.sum())}
+    if sel.sum() == 0 or len({lab in HIGH_AROUSAL for lab, ok in zip(labels, sel) if ok}) < 2:
+        out["note"] = "the corpus lacks high- or low-arousal clips: not scored"
+        return out
+    ya = np.array([lab in HIGH_AROUSAL for lab in labels])[sel].astype(np.int64)
+    ml = list(model.labels)
+    hi = [ml.index(c) for c in HIGH_AROUSAL if c in ml]
+    lo = [ml.index(c) for c in LOW_AROUSAL if c in ml]
+    pa = (probs[sel][:, hi].sum(1) > probs[sel][:, lo].sum(1)).astype(np.int64)
+    out["model"] = classification_report(ya, pa, ["low", "high"])["uar"]
+    out["model_note"] = "high when the model's probability mass on high-arousal classes exceeds the low ones'"
+    train_data = Path(train_data) if train_data is not None else _default_train_data()
+    if train_data is None or not Path(train_data).exists():
+        out["silence_variants"] = "not run: no training corpus (pass train_data)"
+        return out
+    t_items, t_labels, t_y, _ = _corpus(train_data, None)
+    t_items = [it for it in t_items if it[1] in HIGH_AROUSAL + LOW_AROUSAL]
+    pipe0 = _default_pipeline()
+    t_frames, t_items, _ = _clip_frames(t_items, pipe0, progress)
+    t_ya = np.array([lab in HIGH_AROUSAL for _, lab, _ in t_items]).astype(np.int64)
+    t_spk = [s for _, _, s in t_items]
+    items_sel = [it for it, ok in zip(kept, sel) if ok]
+    frames_sel = [f for f, ok in zip(frames, sel) if ok]
+    spk_sel = [s for s, ok in zip(speakers, sel) if ok]
+    hp = FULL
+    rows = []
+    for label, over in _SILENCE_VARIANTS:
+        p2 = _default_pipeline(**over)
+        tr_f = t_frames if over == {"threshold_factor": 0.3} else _swap_silence(t_frames, t_items, p2)
+        te_f = _swap_silence(_as_pipeline(frames_sel, model.pipeline, pipe0), items_sel, p2) \
+            if over != {"threshold_factor": 0.3} else _as_pipeline(frames_sel, model.pipeline, pipe0)
+        xc, xu, order, gnorm = _train_inputs(tr_f, None, t_spk, p2, np.arange(len(tr_f)))
+        if calibration == "speaker":
+            xt, (w, b) = _windows(te_f, spk_sel, _speaker_norms(te_f, spk_sel), p2), _fit_linear(xc, t_ya[order], 2, hp)
+        else:
+            xt, (w, b) = _windows(te_f, None, None, p2, global_norm=gnorm), _fit_linear(xu, t_ya[order], 2, hp)
+        pr = np.argmax(_functionals_np(xt) @ w.T + b, axis=1)
+        r = classification_report(ya, pr, ["low", "high"])
+        rows.append({"system": label, "uar": r["uar"], "recall_high": r["per_class_recall"]["high"],
+                     "recall_low": r["per_class_recall"]["low"]})
+    out["silence_variants"] = rows
+    out["silence_protocol"] = (f"LR arousal classifiers trained on {train_data} ({len(t_items)} clips), applied "
+                               f"here with calibration={calibration!r}")
+    return out
+
+
+def _as_pipeline(frames, have, want):
+    """Frames computed by the model's pipeline ``have``, checked to have the layout of ``want``."""
+    if getattr(have, "n_frame_features", None) == want.n_frame_features:
+        return frames
+    raise ParameterError("the arousal ablation needs a model with the current speech pipeline (eGeMAPS LLDs); "
+                         f"this model's pipeline computes {have.n_frame_features} features per frame")
+
+
+def _default_train_data():
+    from ._calibration import shared_data_dir
+
+    try:
+        root = shared_data_dir()
+    except Exception:
+        return None
+    p = Path(root) / DEFAULT_DATA if root is not None else None
+    return p if p is not None and p.is_dir() else None
