@@ -90,6 +90,8 @@ models: $(STAMP_TRAIN)
 	$(BIN)/affectedge train eeg --data $(DATA)/eeg/deap_de_features --out $(ZOO)/eeg-valence-arousal
 	$(BIN)/affectedge evaluate --task mental-state --protocol loso --data $(DATA)/eeg/muse_mentalstate --out reports/mental-state
 	$(BIN)/affectedge train mental-state --data $(DATA)/eeg/muse_mentalstate --out $(ZOO)/eeg-mental-state
+	for m in speech-emotion face-expression eeg-valence-arousal eeg-mental-state; do \
+	  $(BIN)/python scripts/zoo_artifacts.py $$m || exit 1; done
 	$(BIN)/affectedge models list
 
 warmup: $(STAMP_CORE)

@@ -260,8 +260,8 @@ def run(data, out=None, *, speakers=None, quick=False, seeds=10, budgets=BUDGETS
     spk = np.asarray(spk_all)
     n = len(y)
 
-    def windows(idx, norm):
-        return np.stack([pipe.window(frames[i], norm) for i in idx])
+    def windows(idx, norm, calibrated=True):
+        return np.stack([pipe.window(frames[i], norm, calibrated=calibrated) for i in idx])
 
     # predictions: offline / uncal over all clips; online[(seed, budget)] over all clips + calibration mask
     pred_off = np.full(n, -1)
@@ -275,12 +275,13 @@ def run(data, out=None, *, speakers=None, quick=False, seeds=10, budgets=BUDGETS
         te = spk == s
         te_idx = np.flatnonzero(te)
         t0 = time.perf_counter()
-        model = ts._fit(x[~te], y[~te], n_classes, hp, seed, va)
+        # the shipped model's two heads (calibrated / uncalibrated), without the waveform augmentation
+        xc, xu, order_tr, gnorm = ts._train_inputs(frames, None, spk_all, pipe, np.flatnonzero(~te))
+        model = ts._fit(xc, y[order_tr], n_classes, hp, seed, va, x_uncal=xu)
         t_fit = time.perf_counter() - t0
         t_train += t_fit
         pred_off[te] = ts._predict(model, x[te]).argmax(1)
-        gnorm = SpeakerNormalizer.fit([frames[i] for i in np.flatnonzero(~te)])
-        pred_unc[te] = ts._predict(model, windows(te_idx, gnorm)).argmax(1)
+        pred_unc[te] = ts._predict(model, windows(te_idx, gnorm, calibrated=False)).argmax(1)
         fold = {"speaker": s, "n": int(te.sum()), "total_s": round(float(durs[te].sum()), 2),
                 "train_s": round(t_fit, 1),
                 "uar_offline": classification_report(y[te], pred_off[te], labels)["uar"],

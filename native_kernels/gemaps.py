@@ -56,7 +56,19 @@ Low-level descriptors (``egemaps_llds``):
 
 Every LLD is smoothed by a 3-frame moving average (``sma3``); the voiced-only
 ones (``sma3nz``) average only their non-zero neighbours and stay 0 where
-they are 0.
+they are 0. The formant LLDs are voiced-only here (0 on unvoiced frames);
+openSMILE's LLD output keeps formants on every frame and drops the unvoiced
+ones only for its functionals, so frame-by-frame correlations of those 9
+LLDs with openSMILE's are low by construction while the functionals agree.
+
+Definitions that differ from openSMILE's (``bench/egemaps.py`` prints the
+per-feature r): F0 (pYIN instead of subharmonic summation: voicing at the
+edges of voiced stretches differs, hence the F0 slope, segment-length and
+rate functionals), jitter and shimmer (our pulse walk vs openSMILE's
+per-frame period search: weak agreement, r 0.2-0.7), HNR (r 0.78 on the
+mean), spectral flux and loudness (a constant unit factor), the 500-1500 Hz
+slope (another scale), and, unless ``opensmile_compat=True``, the formants
+and harmonic levels (see below).
 
 Functionals (``egemaps``), 88 in openSMILE's order:
 

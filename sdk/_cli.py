@@ -79,6 +79,12 @@ def _build_parser():
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--quick", action="store_true")
     e.add_argument("--json", action="store_true", help="print the report as JSON")
+    e.add_argument("--calibration", choices=("speaker", "none"), default=None,
+                   help="speech models on a corpus: 'speaker' (default) normalises each speaker with the statistics "
+                        "of that speaker's clips (labels unused); 'none' uses the model's training statistics")
+    e.add_argument("--unknown-speaker", choices=("error", "per-file", "pool"), default=None,
+                   help="speech corpora: a clip whose speaker cannot be parsed is an error (default), its own "
+                        "speaker, or pooled into one 'unknown' speaker")
 
     mo = sub.add_parser("models", help="the model zoo")
     msub = mo.add_subparsers(dest="models_command", metavar="ACTION")
@@ -297,7 +303,13 @@ def _evaluate(args):
             from affectedge.training import MODEL_TASKS
 
             task = MODEL_TASKS.get(model.card.id, model.card.task)
-            report = task_module(task).evaluate_model(model, Path(args.data), layout=args.layout, out=out)
+            speech_opts = {k: v for k, v in (("calibration", args.calibration),
+                                             ("unknown_speaker", args.unknown_speaker)) if v is not None}
+            if speech_opts and task != "speech":
+                raise ParameterError(f"--calibration / --unknown-speaker apply to speech models; {args.model!r} is a "
+                                     f"{task} model")
+            report = task_module(task).evaluate_model(model, Path(args.data), layout=args.layout, out=out,
+                                                      **speech_opts)
     if args.json:
         print(json.dumps(report, indent=2, default=str))
     else:

@@ -203,10 +203,30 @@ def test_cross_corpus_and_bad_inputs(quick_model, emodb, tmp_path):
             os.symlink(path, tmp_path / f"03-01-{code[lab]}-01-01-{i % 2 + 1:02d}-{actor}.wav")
     # a 'calm' clip: not a class of the model, must be dropped
     os.symlink(picked[0][0], tmp_path / "03-01-02-01-01-01-01.wav")
-    rep = speech.evaluate_model(models.load(quick_model[0]), tmp_path, progress=False, out=tmp_path / "rep")
+    # arousal classifiers for the silence variants trained on two other EmoDB speakers (fast)
+    train_dir = tmp_path / "train_corpus"
+    (train_dir / "wav").mkdir(parents=True)
+    for path, _, _ in pick_emodb(emodb, 3, ("03", "08")):
+        os.symlink(path, train_dir / "wav" / os.path.basename(path))
+    m = models.load(quick_model[0])
+    corpus = tmp_path / "ravdess"
+    corpus.mkdir()
+    for f in tmp_path.glob("*.wav"):
+        f.rename(corpus / f.name)
+    rep = speech.evaluate_model(m, corpus, progress=False, out=tmp_path / "rep", train_data=train_dir)
     assert rep["shared_classes"] == ["anger", "happiness", "neutral", "sadness"]
     assert rep["corpus_only_classes"] == ["calm"] and rep["clips_dropped"] == 1
     assert 0 <= rep["uar"] <= 1 and (tmp_path / "rep" / "report.json").is_file()
+    assert rep["calibration"] == "speaker" and rep["four_class"]["classes"] == ["anger", "happiness", "neutral",
+                                                                                "sadness"]
+    ar = rep["arousal"]
+    assert 0 <= ar["model"] <= 1 and [r["system"] for r in ar["silence_variants"]] == [
+        "no silence features", "silence, threshold factor 0.2", "silence, threshold factor 0.3",
+        "silence, threshold factor 0.5"]
+    unc = speech.evaluate_model(m, corpus, progress=False, calibration="none", train_data=train_dir)
+    assert unc["calibration"] == "none" and 0 <= unc["uar"] <= 1
+    with pytest.raises(ParameterError, match="calibration='both' is unknown"):
+        speech.evaluate_model(m, corpus, progress=False, calibration="both")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ParameterError, match="no .wav"):
         speech.train(tmp_path / "empty", tmp_path / "o", quick=True, progress=False)

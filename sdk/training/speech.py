@@ -4,12 +4,17 @@ Task module (see :mod:`affectedge.training`): ``train``, ``evaluate_protocol``
 ("loso"), ``evaluate_model``.
 
 Features: :class:`affectedge.features.speech.SpeechFeatures` (pipeline
-``speech-mfcc-silence``): 20 MFCC + deltas + delta-deltas, the 4 silence
-features (threshold factor 0.3), 251 frames (4 s at 16 kHz, hop 256), each
-column z-normalised per speaker (calibration from the speaker's unlabelled
-clips).
+``speech-mfcc-silence`` with ``lld=True, calibration_flag=True``): 20 MFCC +
+deltas + delta-deltas, the 4 silence features (threshold factor 0.3), the
+25 eGeMAPS v02 LLDs of :func:`affectedge.native_kernels.egemaps_llds`
+(pitch, jitter, shimmer, HNR, H1-H2, H1-A3, F1-F3 with bandwidths and
+levels, loudness, alpha ratio, Hammarberg index, slopes, flux, MFCC 1-4) on
+the same 16 ms grid, 251 frames (4 s at 16 kHz, hop 256), each column
+z-normalised per speaker (calibration from the speaker's unlabelled clips),
+or with the pooled training statistics when uncalibrated; a ``calibrated``
+column says which.
 
-Model (one ONNX graph, input ``features`` (batch, 251, 65)):
+Model (one ONNX graph, input ``features`` (batch, 251, 91)):
 
 * a TIM-Net-inspired temporal CNN (Ye et al., ICASSP 2023): a 1x1 input
   convolution (32 channels) average-pooled to half the frame rate (32 ms
@@ -18,37 +23,56 @@ Model (one ONNX graph, input ``features`` (batch, 251, 65)):
   dilations 1, 2, 4, ..., 32), batch norm, ReLU, a sigmoid gate multiplying the block
   input -- whose outputs are averaged over the valid frames at every scale
   (multi-scale), summed over both directions and fused with learned softmax
-  weights; a linear layer gives the class logits;
-* a multinomial logistic regression on utterance functionals (mean, std,
-  min, max over valid frames of every frame feature) computed inside the
-  graph, fitted with scikit-learn and copied into the graph;
-* outputs ``probs`` = mean of the two probability vectors, and ``va`` =
-  ``probs @ VA_TABLE`` (valence, arousal in [-1, 1]).
+  weights; a linear layer gives the class logits. It sees the calibrated
+  column and is trained on calibrated and uncalibrated windows alike;
+* two multinomial logistic regressions on utterance functionals (mean,
+  std, min, max over valid frames of every frame feature) computed inside
+  the graph, fitted with scikit-learn and copied into the graph: one on
+  calibrated windows, one on uncalibrated ones; the ``calibrated`` column
+  selects between them;
+* outputs ``probs`` = mean of the CNN's and the selected LR's probability
+  vectors, and ``va`` = ``probs @ VA_TABLE`` (valence, arousal in [-1, 1]).
 
 The valence/arousal table places each category at an *approximate* point of
 the circumplex (Russell 1980), using the pleasure/arousal ratings of
 Russell & Mehrabian (1977) rounded to two decimals ("calm" = their
 "relaxed"; neutral at the origin). The ``va`` output is an expectation over
-category probabilities, not a model trained on dimensional labels.
+category probabilities, not a model trained on dimensional labels (no
+dimensional labels are in the training data to do better with).
 
-Training: AdamW with a one-cycle schedule, class-balanced cross-entropy
-with label smoothing 0.1, feature-space augmentation (a random time mask,
-up to 5 zeroed feature columns, Gaussian noise 0.1 on the normalised
-features); hyper-parameters in :data:`FULL` (``QUICK``: 6 epochs on the
-first 4 speakers). The logistic regression (C=0.05, balanced) is fitted on
-the same normalised windows.
+Training: every clip twice -- as recorded, and through one simulated
+recording condition per speaker (:mod:`affectedge.training.augment`:
+speed perturbation 0.9-1.1, then a room (reverberation RT60 0.2-0.6 s), a
+telephone line (300-3400 Hz, 8 kHz, mu-law) or nothing, then white, pink,
+brown or babble noise at 10-30 dB SNR and a gain of -12..+6 dB), each copy
+normalised with its speaker's statistics under that condition (calibrated
+windows) and with the pooled statistics (uncalibrated windows). AdamW with
+a one-cycle schedule, class-balanced cross-entropy with label smoothing
+0.1, feature-space augmentation (a random time mask, up to 5 zeroed
+feature columns, Gaussian noise 0.1 on the normalised features);
+hyper-parameters in :data:`FULL` (``QUICK``: 2 epochs on the first 4
+speakers). The logistic regressions (C=0.05, balanced) are fitted on the
+same windows.
 
 Evaluation (``evaluate_protocol(..., "loso")``): leave-one-speaker-out,
-retraining both parts per fold; the test speaker is normalised with the
-statistics of its own clips (labels unused). The report also holds the CNN
-and the LR alone, the ensemble run *uncalibrated*, the openSMILE eGeMAPSv02
-+ linear SVM anchors with and without per-speaker z-normalisation (features
-cached in ``~/.cache/affectedge``), and the silence ablation (no silence
-features; threshold factors 0.2 / 0.3 / 0.5) run with the cheaper LR-only
-protocol on the same folds. ``train`` puts the figures of
+retraining everything per fold (augmentation of the training speakers
+only); the test speaker is normalised with the statistics of its own clips
+(labels unused), and, uncalibrated, with the training clips' pooled
+statistics. The report holds the ensemble, the CNN and the LR alone, each
+calibrated and uncalibrated; the test speaker's clips through three
+held-out simulated recording conditions (harsher: SNR 5-20 dB, RT60 up to
+0.8 s; other seeds); the openSMILE eGeMAPSv02 + linear SVM anchors with and
+without per-speaker z-normalisation (features cached in
+``~/.cache/affectedge``); and, with the cheaper LR-only protocol on the
+same folds, the feature-set x augmentation ablation, the silence ablation
+(no silence features; threshold factors 0.2 / 0.3 / 0.5) and binary
+arousal (high: anger, happiness, fear; low: sadness, neutral, boredom) for
+each silence variant. ``train`` puts the figures of
 ``reports/speech/report.json`` (looked up in the working directory, then
 the repository; or ``$AFFECTEDGE_SPEECH_REPORT``) on the card, so run the
-evaluation before training.
+evaluation before training. ``evaluate_model`` scores a trained model on
+another corpus with ``calibration="speaker"`` or ``"none"``, adding the
+4-class figure and binary arousal (see there).
 
 Reproducibility: fixed seeds, ``torch.use_deterministic_algorithms``,
 single-threaded; the same seed gives the same weights on the same machine.
@@ -905,10 +929,12 @@ def train(data, out, *, layout=None, seed=0, quick=False, progress=True):
     evaluation = _card_evaluation(rep_path, rep, _train_fit(model, x, y, labels))
     n_spk = len(set(speakers))
     card = save_card(
-        out, id=MODEL_ID, task="speech-emotion", version="1",
-        summary=("TIM-Net-style bidirectional dilated temporal CNN averaged with a logistic regression on "
-                 "utterance functionals, on native-kernel MFCC + delta + silence features with per-speaker "
-                 f"calibration; {n_classes} categories and approximate valence/arousal."),
+        out, id=MODEL_ID, task="speech-emotion", version="2",
+        summary=("TIM-Net-style bidirectional dilated temporal CNN averaged with logistic regressions on "
+                 "utterance functionals (one for calibrated, one for uncalibrated input), on native-kernel MFCC + "
+                 "delta + silence + eGeMAPS LLD features (pitch, jitter, shimmer, HNR, formants, loudness, "
+                 "spectral balance), trained with speed / noise / reverberation / gain / telephone augmentation; "
+                 f"{n_classes} categories and approximate valence/arousal."),
         labels=tuple(labels),
         outputs={"probs": f"(batch, {n_classes}) category probabilities in label order",
                  "va": "(batch, 2) valence, arousal in [-1, 1] = probs @ table (" + VA_SOURCE + "): "
@@ -917,8 +943,10 @@ def train(data, out, *, layout=None, seed=0, quick=False, progress=True):
                "window_s": pipe.window_s, "input_name": "features",
                "calibration": ("per speaker: SpeakerNormalizer.fit on the unnormalised frames "
                                "(pipeline.frames) of a few of the user's utterances, passed as "
-                               "pipeline(audio, calibration=...); without it the training-set statistics in the "
-                               "spec are used (less accurate, see evaluation)")},
+                               "pipeline(audio, calibration=...); the window's 'calibrated' column is then 1 and "
+                               "the calibrated head is used. Without it the pooled training statistics in the "
+                               "spec are used, the column is 0 and the uncalibrated head answers (less accurate, "
+                               "see evaluation)")},
         parameters=_param_count(model),
         training_data=({"name": "EmoDB" if n_spk == 10 else str(Path(data).name),
                         "description": f"{len(kept)} utterances, {n_spk} speakers, from {data}"
@@ -927,6 +955,8 @@ def train(data, out, *, layout=None, seed=0, quick=False, progress=True):
         evaluation=evaluation,
         limits=_LIMITS,
         extra={"onnx_max_abs_diff_vs_torch": max_diff, "seed": seed, "quick": bool(quick), "skipped": skipped,
+               "augmentation": {"training_conditions": conds, "parameters": {k: list(v) for k, v in AUG_TRAIN.items()},
+                                "chains": _aug_chains()},
                "hyper_parameters": _hp_json(hp),
                "train_seconds": round(time.perf_counter() - t_start, 1), "opset_export": "torch.onnx dynamo"},
     )
@@ -935,8 +965,10 @@ def train(data, out, *, layout=None, seed=0, quick=False, progress=True):
 
 
 _LIMITS = (
-    "Acted German speech from 10 adult speakers (5 f, 5 m), 10 sentences, studio quality: expect much lower "
-    "accuracy on spontaneous, other-language, noisy or far-field speech.",
+    "Acted German speech from 10 adult speakers (5 f, 5 m), 10 sentences, studio quality, augmented with "
+    "simulated rooms, noise and telephone lines: expect much lower accuracy on spontaneous, other-language, "
+    "noisy or far-field speech; the robustness rows of the evaluation are simulations on EmoDB, not other "
+    "corpora.",
     "Features are computed on 16 kHz mono (audio at other rates is resampled with soxr); clips are "
     "centre-cropped to 4 s and shorter ones padded.",
     "Evaluated with per-speaker calibration (the test speaker's unlabelled clips); uncalibrated use is "
@@ -960,6 +992,16 @@ def _card_evaluation(rep_path, rep, train_rep):
         evaluation["table"] = [{k: v for k, v in r.items() if k != "note"} for r in rep.get("table", [])] + \
             [{**{k: v for k, v in r.items() if k != "note"}, "system": "silence ablation (LR only): " + r["system"]}
              for r in rep.get("silence_ablation", [])]
+        evaluation["robustness"] = [{k: v for k, v in r.items() if k in ("system", "uar", "war")}
+                                    for r in rep.get("robustness", [])]
+        evaluation["robustness_note"] = _ROBUST_NOTE
+        evaluation["feature_ablation"] = rep.get("feature_ablation", [])
+        evaluation["feature_ablation_note"] = ("LR-only protocol, both heads; uar_cal / uar_uncal clean, "
+                                               "uar_<condition>_<cal|uncal> under the held-out conditions")
+        if "arousal" in rep:
+            evaluation["arousal"] = rep["arousal"]
+        if "systems" in rep and "ours: ensemble, test speaker uncalibrated" in rep["systems"]:
+            evaluation["uar_uncalibrated"] = rep["systems"]["ours: ensemble, test speaker uncalibrated"]["uar"]
         evaluation["uar"] = rep["uar"]
         evaluation["war"] = rep["war"]
         try:
