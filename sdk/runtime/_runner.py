@@ -153,11 +153,18 @@ class Runtime:
         finally:
             lane.finished.set()
 
-    def _worker(self, lane):
+    @staticmethod
+    def _warm(lane):
+        if getattr(lane, "warmed", False):
+            return
+        lane.warmed = True
         try:
             lane.task.warmup()
-        except Exception as exc:  # a failed warm-up shows again, with context, on the first packet
+        except Exception:  # a failed warm-up shows again, with context, on the first packet
             lane.error = ""
+
+    def _worker(self, lane):
+        self._warm(lane)
         while True:
             pkt = lane.queue.get(timeout=0.1)
             if pkt is None:
@@ -275,6 +282,10 @@ class Runtime:
 
     # run -------------------------------------------------------------------
     def start(self):
+        # compile / load every kernel before any source is read: loading holds the GIL for a second or more,
+        # which would starve a live capture callback (a gap) if it ran beside the readers
+        for lane in self.lanes:
+            self._warm(lane)
         old = {}
         if self.handle_signals and threading.current_thread() is threading.main_thread():
             for s in (signal.SIGINT, signal.SIGTERM):

@@ -215,7 +215,11 @@ class SpeechTask(_Task):
     def warmup(self):
         """Load compiled kernels and run the model once, so the first real window is not slowed."""
         rng = np.random.default_rng(0)
-        y = (0.1 * rng.standard_normal(self.min_win)).astype(np.float32)
+        # a voiced-like signal (harmonics of 150 Hz + noise): every kernel the speech features use runs on it,
+        # the pitch, pulse, HNR and harmonic-level ones included (white noise alone leaves them uncompiled)
+        t = np.arange(self.min_win) / self.sr
+        y = sum(0.1 / k * np.sin(2 * np.pi * 150.0 * k * t) for k in range(1, 9))
+        y = (y + 0.01 * rng.standard_normal(self.min_win)).astype(np.float32)
         self.pipe.window(_frames(self.pipe, y, self.sr), None)
         _predict(self.model, self.pipe.window(_frames(self.pipe, y, self.sr), None))
         from affectedge.features.quality import audio_quality
