@@ -140,7 +140,8 @@ def test_gaps_and_not_ok_statuses_are_shown(run_jsonl, tmp_path):
     recs = [json.loads(x) for x in run_jsonl.read_text().splitlines()]
     last_eeg = [r for r in recs if r["type"] == "status" and r["modality"] == "eeg"][-1]
     last_eeg.update(gaps=[[1500.0, 2750.0]], gap_ms=1250.0, reconnects=1)
-    recs.insert(2, dict(recs[1], modality="speech", start_ms=4000.0, end_ms=5000.0, status="no_speech", label=None,
+    first = next(r for r in recs if r["type"] == "result")  # the template: any result record
+    recs.insert(2, dict(first, modality="speech", start_ms=4000.0, end_ms=5000.0, status="no_speech", label=None,
                         labels=None, probs=None, valence=None, arousal=None, confidence=0.0))
     (tmp_path / "g.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
     text = write_report(tmp_path / "g.jsonl", tmp_path / "rep").html.read_text()

@@ -169,6 +169,8 @@ def build_runtime(args, *, jsonl, on_result=None, live_view=None):
             src = sensors.open_eeg(args.eeg, clock=clock, **kw)
             opened.append(src)
             lanes["eeg"] = (src, runtime.EEGTask(runtime.EEGOptions(profile=profile)))
+        for _, task in lanes.values():
+            task.warmup()  # load / compile kernels before a live source opens (loading holds the GIL)
         for src in opened:
             src.open()  # fail fast: a missing camera or board is reported before anything runs
     except BaseException:

@@ -286,6 +286,7 @@ class Runtime:
         # which would starve a live capture callback (a gap) if it ran beside the readers
         for lane in self.lanes:
             self._warm(lane)
+        self._t_run0 = self.clock.now_s()  # duration_s counts from here, after the warm-up
         old = {}
         if self.handle_signals and threading.current_thread() is threading.main_thread():
             for s in (signal.SIGINT, signal.SIGTERM):
@@ -311,7 +312,7 @@ class Runtime:
                 if all(l.finished.is_set() for l in self.lanes):
                     self.stopped_by = self.stopped_by or "end"
                     break
-                if self.duration_s is not None and self.clock.now_s() >= self.duration_s:
+                if self.duration_s is not None and self.clock.now_s() - getattr(self, "_t_run0", 0.0) >= self.duration_s:
                     self.stop("duration")
                     break
                 self._stop.wait(0.05)
