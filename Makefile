@@ -82,9 +82,10 @@ $(STAMP_TRAIN): $(PKG_META) $(STAMP_CORE)
 models: $(STAMP_TRAIN)
 	$(BIN)/affectedge evaluate --task speech --protocol loso --data $(DATA)/speech/emodb --out reports/speech
 	$(BIN)/affectedge train speech --data $(DATA)/speech/emodb --out $(ZOO)/speech-emotion
-	$(BIN)/affectedge evaluate --task face --protocol subject-kfold --data $(DATA)/face/ckplus48 --out reports/face
-	$(BIN)/affectedge evaluate --task face --protocol cv --data $(DATA)/face/fer2013_val --out reports/face
-	$(BIN)/affectedge train face --data $(DATA)/face/ckplus48 --out $(ZOO)/face-expression
+	$(BIN)/affectedge evaluate --task face --protocol subject-kfold --data $(DATA)/face --out reports/face
+	$(BIN)/affectedge evaluate --task face --protocol heldout --data $(DATA)/face --out reports/face
+	$(BIN)/affectedge train face --data $(DATA)/face --out $(ZOO)/face-expression
+	$(BIN)/affectedge train face-pixels --data $(DATA)/face --out $(ZOO)/face-expression-pixels
 	$(BIN)/affectedge evaluate --task eeg --protocol subject-kfold --data $(DATA)/eeg/deap_de_features --out reports/eeg/subject-kfold
 	$(BIN)/affectedge evaluate --task eeg --protocol subject-independent --data $(DATA)/eeg/deap_de_features --out reports/eeg/subject-independent
 	$(BIN)/affectedge train eeg --data $(DATA)/eeg/deap_de_features --out $(ZOO)/eeg-valence-arousal
@@ -92,6 +93,7 @@ models: $(STAMP_TRAIN)
 	$(BIN)/affectedge train mental-state --data $(DATA)/eeg/muse_mentalstate --out $(ZOO)/eeg-mental-state
 	for m in speech-emotion face-expression eeg-valence-arousal eeg-mental-state; do \
 	  $(BIN)/python scripts/zoo_artifacts.py $$m || exit 1; done
+	$(BIN)/python scripts/zoo_artifacts.py face-expression-pixels --report reports/face-pixels/quantize
 	$(BIN)/affectedge models list
 
 warmup: $(STAMP_CORE)

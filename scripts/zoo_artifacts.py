@@ -1,6 +1,6 @@
 """Refresh a zoo model's checked precision artifacts after it was retrained.
 
-    .venv/bin/python scripts/zoo_artifacts.py speech-emotion [--data DIR]
+    .venv/bin/python scripts/zoo_artifacts.py speech-emotion [--data DIR] [--report DIR]
 
 Runs ``affectedge quantize MODEL --to onnx,tflite --precision fp32,fp16,int8``
 (calibration and validation on the model's own corpus), then replaces the
@@ -24,6 +24,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("model_id")
     ap.add_argument("--data", default=None, help="calibration/validation corpus (default: the model's own)")
+    ap.add_argument("--report", default=None, help="also keep the quantize report (report.json/.md/.png) in this folder")
     args = ap.parse_args(argv)
 
     from affectedge import exporters
@@ -37,6 +38,11 @@ def main(argv=None):
         kw = {"calibration": args.data, "validation": args.data} if args.data else {}
         res = exporters.quantize(source=args.model_id, out=out, targets=("onnx", "tflite"),
                                  precisions=("fp32", "fp16", "int8"), **kw)
+        if args.report:
+            rep = Path(args.report)
+            rep.mkdir(parents=True, exist_ok=True)
+            for f in out.glob("report.*"):
+                shutil.copyfile(f, rep / f.name)
         for old in zoo.glob("model.*.onnx"):
             old.unlink()
         for old in zoo.glob("model.*.tflite"):

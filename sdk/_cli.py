@@ -62,7 +62,7 @@ def _build_parser():
     fe.add_argument("--relative", action="store_true", help="relative instead of absolute band power")
 
     t = sub.add_parser("train", help="train a model on a labelled corpus, export ONNX and write its card")
-    t.add_argument("task", choices=("speech", "face", "eeg", "mental-state"))
+    t.add_argument("task", choices=("speech", "face", "face-pixels", "eeg", "mental-state"))
     t.add_argument("--data", required=True, help="labelled corpus folder")
     t.add_argument("--layout", default=None, help="corpus layout (task-specific; default: detected)")
     t.add_argument("--out", required=True, help="output folder for model.onnx, card.json, card.md")
@@ -73,7 +73,7 @@ def _build_parser():
     e.add_argument("model", nargs="?", default=None, help="zoo id or model folder (omit with --task/--protocol)")
     e.add_argument("--data", required=True, help="labelled corpus folder")
     e.add_argument("--layout", default=None)
-    e.add_argument("--task", choices=("speech", "face", "eeg", "mental-state"), default=None)
+    e.add_argument("--task", choices=("speech", "face", "face-pixels", "eeg", "mental-state"), default=None)
     e.add_argument("--protocol", default=None, help="loso | subject-kfold | subject-independent | cv ...")
     e.add_argument("--out", default=None, help="folder for report.json / report.png")
     e.add_argument("--seed", type=int, default=0)

@@ -84,7 +84,8 @@ def test_models_load_applies_a_real_profile():
     assert m.backend_choice.profile in device_profiles.list_profiles()
 
 
-@pytest.mark.parametrize("model_id", ["speech-emotion", "face-expression", "eeg-valence-arousal", "eeg-mental-state"])
+@pytest.mark.parametrize("model_id", ["speech-emotion", "face-expression", "face-expression-pixels",
+                                      "eeg-valence-arousal", "eeg-mental-state"])
 def test_pi_profile_runs_the_shipped_tflite_artifact_equal_to_onnx(model_id):
     """On a Raspberry Pi profile LiteRT + XNNPACK comes first; the zoo ships checked .tflite artifacts."""
     pytest.importorskip("ai_edge_litert")
@@ -146,4 +147,4 @@ def device_profiles_load(name):
 
 
 def _mod(model_id):
-    return {"speech-emotion": "speech", "face-expression": "face"}.get(model_id, "eeg")
+    return {"speech-emotion": "speech", "face-expression": "face", "face-expression-pixels": "face"}.get(model_id, "eeg")

@@ -163,64 +163,151 @@ def test_batch_cache_skips_mediapipe(tmp_path, sequence):
     assert len(list(tmp_path.glob("blendshapes-*.npz"))) == 2
 
 
+# ------------------------------------------------------------ aligned crops
+def test_aligned_crop_puts_the_face_on_the_template(shared_data):
+    """A face from a large frame, aligned, is found again with its eyes and mouth on the FER template."""
+    import cv2
+
+    img = F.load_image(sorted((shared_data / "face" / "ckplus48" / "happy").glob("*.png"))[0])
+    # a 320x240 'camera frame': the face small, off-centre and rotated by 10 degrees
+    frame = np.full((240, 320), 90, np.uint8)
+    big = cv2.resize(img, (120, 120), interpolation=cv2.INTER_CUBIC)
+    frame[40:160, 150:270] = big
+    m = cv2.getRotationMatrix2D((210, 100), 10, 1.0)
+    frame = cv2.warpAffine(frame, m, (320, 240), borderMode=cv2.BORDER_REPLICATE)
+    with F.FaceLandmarks() as ex:
+        r = ex.extract(frame)
+        assert r is not None
+        crop = F.aligned_crop(frame, r.landmarks)
+        assert crop.shape == (48, 48) and crop.dtype == np.uint8
+        again = ex.extract(crop)
+    assert again is not None
+    err = np.linalg.norm(F.align_points(again.landmarks) - np.array(F.FER_TEMPLATE), axis=1)
+    assert err.max() < 2.5, err  # pixels of the 48x48 crop
+    rgb = np.repeat(frame[:, :, None], 3, axis=2)
+    np.testing.assert_array_equal(F.aligned_crop(rgb, r.landmarks), crop)
+
+
+def test_pixel_pipeline_fallback_only_for_face_crops():
+    pipe = F.FacePixels()
+    assert pipe.input_shape == (1, 48, 48) and pipe.spec["crop_fallback"] is True
+    crop = np.full((48, 48), 128, np.uint8)
+    crop[10:20, 10:38] = 30
+    x = pipe(crop)  # no face in it, but it is a 48x48 crop: classified whole
+    assert pipe.last_fallback and x.shape == (1, 48, 48) and x.dtype == np.float32
+    np.testing.assert_allclose(x[0], crop / 255.0, atol=1e-6)
+    frame = np.full((240, 320), 128, np.uint8)
+    assert pipe.try_call(frame) is None  # a camera frame without a face: no answer
+    assert pipe.try_call(np.full((48, 48), 128, np.uint8)) is None  # a flat crop is no face either
+    with pytest.raises(F.NoFaceError, match="no face"):
+        pipe(frame)
+    assert F.FacePixels(crop_fallback=False).try_call(crop) is None
+    with pytest.raises(ParameterError, match="template"):
+        F.FacePixels(template=[[1, 2]])
+    pipe.close()
+
+
 # --------------------------------------------------------------- training
+def _tiny_root(dst, shared, n_train=25, n_val=8, ck_subjects=14):
+    """A face root of symbolic links: a few FER2013 train / PublicTest images per class and 14 CK+ subjects."""
+    for corpus, n in (("fer2013_train", n_train), ("fer2013_val", n_val)):
+        for d in sorted((shared / "face" / corpus).iterdir()):
+            (dst / corpus / d.name).mkdir(parents=True)
+            for p in sorted(d.glob("*.jpg"))[:n]:
+                (dst / corpus / d.name / p.name).symlink_to(p)
+    ck = shared / "face" / "ckplus48"
+    subjects = sorted({p.name[:4] for p in ck.glob("*/*.png")})[:ck_subjects - 2]
+    subjects += sorted({p.name[:4] for p in (ck / "contempt").glob("*.png")} - set(subjects))[:2]
+    for d in sorted(ck.iterdir()):
+        (dst / "ckplus48" / d.name).mkdir(parents=True)
+        for p in sorted(d.glob("*.png")):
+            if p.name[:4] in subjects:
+                (dst / "ckplus48" / d.name / p.name).symlink_to(p)
+    return dst
+
+
 @pytest.fixture(scope="session")
-def trained(ck, tmp_path_factory):
+def tiny_root(shared_data, tmp_path_factory):
+    # the quick base CNN is cached under the test session's own folder, never in the user's cache
+    mp = pytest.MonkeyPatch()
+    mp.setenv("AFFECTEDGE_FACE_PIXELS_CACHE", str(tmp_path_factory.mktemp("face-pixels-cache")))
+    yield _tiny_root(tmp_path_factory.mktemp("face-root"), shared_data)
+    mp.undo()
+
+
+@pytest.fixture(scope="session")
+def trained(tiny_root, tmp_path_factory):
     from affectedge.training import face as T
 
     out = tmp_path_factory.mktemp("face-expression")
-    card = T.train(ck, out, quick=True, progress=False)
+    card = T.train(tiny_root, out, quick=True, progress=False)
     return out, json.loads(card.read_text())
 
 
-def test_quick_protocol_is_subject_independent_and_beats_chance(ck):
+def test_quick_protocol_is_subject_independent_and_scores_every_system(tiny_root, tmp_path):
     from affectedge.training import face as T
 
-    rep = T.evaluate_protocol(ck, "subject-kfold", quick=True, progress=False)
+    rep = T.evaluate_protocol(tiny_root, "subject-kfold", quick=True, progress=False, out=tmp_path)
     assert rep["folds"] == 3 and all(f["subjects_overlap"] == 0 for f in rep["per_fold"])
-    assert rep["n_images"] >= 200 and rep["detector_missed"] == 0
-    assert rep["accuracy"] > 0.6  # chance is 1/7 (largest class ~0.25)
-    assert rep["anchor_logreg_52_blendshapes"]["accuracy"] > 0.5
-    assert rep["temporal_gru_sequences"]["frames_per_sequence"] == 3
-    assert rep["accuracy_misses_as_errors"] <= rep["accuracy"] + 1e-9
+    assert rep["evaluated_on"] == ["ckplus48"] and rep["extra_training_corpora"] == ["fer2013_train"]
+    assert rep["ignored_images"]["contempt"] > 0 and "contempt" not in rep["labels"]
+    assert set(rep["systems"]) == {"blendshapes", "anchor_logreg_52_blendshapes", "pixels", "fused"}
+    assert rep["systems"]["blendshapes"]["accuracy_all_images"] > 0.5  # 6 CK+ classes, the largest ~0.25
+    assert all(0 <= w <= 1 for w in rep["fusion"]["weights"])
+    assert rep["sequences_frame_average"]["frames_per_sequence"] == 3
+    for s in rep["systems"].values():
+        assert s["accuracy_all_images"] <= s["accuracy_detected_faces"] + 1e-9
+    assert {p.name for p in tmp_path.iterdir()} >= {"subject-kfold.json", "subject-kfold-fused.png"}
 
 
-def test_trained_model_loads_and_matches_card(trained, ck, sequence):
+def test_quick_heldout_never_trains_on_publictest_and_counts_the_fallback(tiny_root):
+    from affectedge.training import face as T
+
+    rep = T.evaluate_protocol(tiny_root, "heldout", quick=True, progress=False)
+    assert rep["evaluated_on"] == ["fer2013_val"] and "fer2013_val" not in rep["extra_training_corpora"]
+    assert rep["n_images"] == 7 * 8 and rep["detector_missed"] > 0
+    fb = rep["pixel_fallback"]
+    assert 0 < fb["images"] <= rep["detector_missed"]
+    px, bs = rep["systems"]["pixels"], rep["systems"]["blendshapes"]
+    assert px["classified"] == rep["n_detected"] + fb["images"] and bs["classified"] == rep["n_detected"]
+
+
+def test_trained_model_loads_and_matches_card(trained, sequence):
     from affectedge import models
     from affectedge.models import sha256_file
 
     out, card = trained
-    labels = ["anger", "contempt", "disgust", "fear", "happiness", "sadness", "surprise"]
+    labels = ["anger", "disgust", "fear", "happiness", "neutral", "sadness", "surprise"]
     assert card["labels"] == labels
     assert card["file_sha256"] == sha256_file(out / "model.onnx")
     assert card["input"]["pipeline"] == "face-blendshapes" and card["input"]["shape"] == [72]
     assert card["input"]["spec"]["model_sha256"] == F.MODEL_SHA256
     assert card["extra"]["onnx_max_abs_diff_vs_torch"] < 1e-4
+    assert card["extra"]["internal_validation_images"] > 0 and "temporal" not in card["extra"]
     m = models.load(out)
     probs = m.predict_raw(F.load_image(sequence[-1]))["probabilities"]
     assert probs.shape == (1, 7) and abs(probs.sum() - 1) < 1e-4
-    assert m.classify(m.pipeline(F.load_image(sequence[-1]))[None]) == ["happiness"]
     sizes = [72] + card["extra"]["architecture"]["hidden"] + [7]
     assert card["parameters"] == sum(a * b + b for a, b in zip(sizes, sizes[1:]))
     with pytest.raises(F.NoFaceError):
         m.predict_raw(np.full((96, 96), 128, np.uint8))
 
 
-def test_temporal_model(trained, sequence):
-    import onnxruntime as ort
+def test_quick_pixel_model_exports_and_runs(tiny_root, tmp_path, sequence):
+    from affectedge import models
+    from affectedge.training import face_pixels as P
 
-    from affectedge.models import sha256_file
-
-    out, card = trained
-    t = card["extra"]["temporal"]
-    assert t["sha256"] == sha256_file(out / t["file"]) and t["onnx_max_abs_diff_vs_torch"] < 1e-4
-    sess = ort.InferenceSession(str(out / t["file"]), providers=["CPUExecutionProvider"])
-    with F.BlendshapeFeatures(mode="video") as pipe:
-        seq = np.stack([pipe(F.load_image(p), timestamp_ms=40 * i) for i, p in enumerate(sequence)])
-    for x in (seq[None], seq[None, -1:], np.stack([seq, seq])):
-        p = sess.run(None, {"frames": x.astype(np.float32)})[0]
-        assert p.shape == (x.shape[0], 7) and np.allclose(p.sum(1), 1, atol=1e-4)
-    assert card["labels"][int(p[0].argmax())] == "happiness"
+    card = json.loads(P.train(tiny_root, tmp_path, quick=True, progress=False).read_text())
+    assert card["labels"] == list(P.LABELS) and card["input"]["pipeline"] == "face-pixels"
+    assert card["input"]["shape"] == [1, 48, 48] and card["extra"]["onnx_max_abs_diff_vs_torch"] < 1e-4
+    assert 0 <= card["extra"]["fusion"]["weight_pixels"] <= 1
+    m = models.load(tmp_path)
+    p = m.predict_raw(F.load_image(sequence[-1]))["probabilities"]
+    assert p.shape == (1, 7) and np.isclose(p.sum(), 1, atol=1e-4)
+    with pytest.raises(F.NoFaceError):
+        m.predict_raw(np.full((200, 200), 128, np.uint8))
+    with pytest.raises(ParameterError, match="fer2013_train"):
+        P.train(tiny_root / "ckplus48", tmp_path / "x", quick=True, progress=False)
 
 
 def test_evaluate_model_on_folder_layout(trained, shared_data, tmp_path):
@@ -228,15 +315,14 @@ def test_evaluate_model_on_folder_layout(trained, shared_data, tmp_path):
     from affectedge.training import face as T
 
     fer = shared_data / "face" / "fer2013_val"
-    for src, n in (("happy", 6), ("surprise", 4), ("neutral", 3)):  # neutral is not a class of the CK+ model
+    for src, n in (("happy", 6), ("surprise", 4)):
         (tmp_path / "val" / src).mkdir(parents=True)
         for p in sorted((fer / src).glob("*.jpg"))[:n]:
             shutil.copy(p, tmp_path / "val" / src / p.name)
     rep = T.evaluate_model(models.load(trained[0]), tmp_path, progress=False)
     assert rep["layout"] == "folder" and rep["shared_labels"] == ["happiness", "surprise"]
     assert rep["n_images"] == 10 and 0 <= rep["detector_missed"] <= 10
-    assert rep["labels"] == ["happiness", "surprise"] and rep["ignored_data_images"] == {"neutral": 3}
-    assert "anger" in rep["ignored_model_labels"]
+    assert "anger" in rep["ignored_model_labels"] and "neutral" in rep["ignored_model_labels"]
 
 
 def test_corpus_errors(tmp_path):
@@ -253,32 +339,35 @@ def test_corpus_errors(tmp_path):
         T.evaluate_protocol(tmp_path, "loso")
 
 
-def test_quick_fer_cv_counts_detector_misses(shared_data, tmp_path):
+def test_heldout_needs_an_evaluation_only_corpus(shared_data):
     from affectedge.training import face as T
 
-    rep = T.evaluate_protocol(shared_data / "face" / "fer2013_val", "cv", quick=True, progress=False, out=tmp_path)
-    assert rep["folds"] == 3 and rep["n_images"] == 300 and "neutral" in rep["labels"]
-    assert 0 < rep["detector_missed"] == sum(rep["detector_missed_by_class"].values())
-    assert rep["accuracy_misses_as_errors"] < rep["accuracy"]
-    assert {p.name for p in tmp_path.iterdir()} == {"cv.json", "cv.png", "cv-anchor-logreg.png"}
+    with pytest.raises(ParameterError, match="evaluation-only"):
+        T.evaluate_protocol(shared_data / "face" / "ckplus48", "heldout", quick=True, progress=False)
 
 
-def test_temporal_variant_loads_and_runs_on_a_real_sequence(shared_data):
-    """The GRU over frame sequences ships beside the per-frame model (card extra.temporal)."""
-    from affectedge import ModelError, models
+# ------------------------------------------------------------ shipped models
+def _zoo_or_skip(model_id):
+    from affectedge import models
 
-    zoo = models.zoo_dir("face-expression")
-    if not (zoo / "card.json").is_file():
-        pytest.skip("face-expression is not built in this checkout (make models)")
-    frame = models.load("face-expression")
-    seq = models.load("face-expression", variant="temporal")
-    frames = sorted((shared_data / "face" / "ckplus48" / "surprise").glob("*.png"))[:3]
-    assert len({p.name.rsplit("_", 1)[0] for p in frames}) == 1  # one CK+ sequence
-    import cv2
+    if not (models.zoo_dir(model_id) / "card.json").is_file():
+        pytest.skip(f"{model_id} is not built in this checkout (make models)")
+    return models.load(model_id)
 
-    feats = np.stack([frame.pipeline(cv2.imread(str(p), cv2.IMREAD_GRAYSCALE)) for p in frames])
-    probs = seq.predict(feats[None])[seq.output_names[0]]
-    assert probs.shape == (1, len(seq.labels)) and np.isclose(probs.sum(), 1.0, atol=1e-5)
-    assert seq.labels[int(probs.argmax())] == "surprise"
-    with pytest.raises(ModelError, match=r"has no variant 'bogus'.*offers \['temporal'\]"):
-        models.load("face-expression", variant="bogus")
+
+def test_shipped_pixel_model_reads_publictest_faces(shared_data):
+    """The zoo CNN on 10 PublicTest images per class (never trained on): well above chance (0.25)."""
+    m = _zoo_or_skip("face-expression-pixels")
+    fer = shared_data / "face" / "fer2013_val"
+    paths, y = [], []
+    for d in sorted(fer.iterdir()):
+        lab = {"angry": "anger", "happy": "happiness", "sad": "sadness"}.get(d.name, d.name)
+        for p in sorted(d.glob("*.jpg"))[:10]:
+            paths.append(p)
+            y.append(m.labels.index(lab))
+    X, found, fb = m.pipeline.batch(paths, progress=False)
+    ok = found | fb
+    assert ok.all()  # every 48x48 crop gets an answer: a face or the fallback
+    p = m.predict(X)[m.output_names[0]]
+    assert np.all(np.isfinite(p)) and np.allclose(p.sum(1), 1, atol=1e-4)
+    assert np.mean(p.argmax(1) == np.array(y)) > 0.5

@@ -247,17 +247,6 @@ def test_speech_input_shape_comes_from_the_card():
     assert a["macs"] > 1_000_000 and not a["macs_unresolved"]
 
 
-def test_gru_variant_macs_use_runtime_shapes_where_inference_stops():
-    if "face-expression" not in ZOO or not (models.zoo_dir("face-expression") / "temporal.onnx").is_file():
-        pytest.skip("face-expression temporal.onnx is not built")
-    spec = models.card("face-expression").extra["temporal"]
-    hidden, n_in = spec["architecture"]["gru_hidden"], spec["input"]["shape"][-1]
-    r = C.check_model(models.zoo_dir("face-expression") / "temporal.onnx", _stand_in(), measure=False)
-    assert r["macs"]["unresolved"] == []
-    assert r["macs"]["by_op"]["GRU"] == 3 * hidden * (n_in + hidden)  # one frame (time assumed 1), batch 1
-    assert r["parameters_card"] == spec["parameters"]
-
-
 # ------------------------------------------------------------------ every zoo model x every profile
 @pytest.mark.parametrize("model_id", ZOO)
 def test_every_zoo_model_against_every_profile_gives_a_finite_report(model_id):

@@ -142,6 +142,47 @@ def test_eeg_muse_stream_input_equals_batch_pipeline():
     assert n == 6  # windows ending at 4, 5, ..., 9 s
 
 
+def _muse_stream(x, task, block=64):
+    names = ("TP9", "AF7", "AF8", "TP10")
+    out = []
+    for k, i in enumerate(range(0, x.shape[1], block)):
+        out += task.push(EEGBlock(x[:, i:i + block], 256.0, names, i / 256, k))
+    return out
+
+
+def test_eeg_muse_blink_and_jaw_clench_get_an_artefact_status_never_an_answer():
+    from affectedge.io import read_eeg_csv
+
+    rec = read_eeg_csv(MUSE_CSV.with_name("subjecta-neutral-1.csv"), channels=["TP9", "AF7", "AF8", "TP10"],
+                       sample_rate_hz=256.0)
+    x = rec.data[:, : 256 * 40].astype(np.float64)
+    clean = _muse_stream(x, runtime.EEGTask())
+    assert len(clean) == 37 and all(r.ok for r in clean)  # the real recording alone: every window answered
+    y = x.copy()
+    t = np.arange(102) / 256
+    y[1:3, 256 * 20:256 * 20 + 102] += 350 * np.exp(-((t - 0.2) / 0.08) ** 2)  # blink on AF7 / AF8
+    y[[0, 3], 256 * 32:256 * 33] += 50 * np.random.default_rng(0).standard_normal((2, 256))  # jaw clench
+    res = _muse_stream(y, runtime.EEGTask())
+    hit = [r for r in res if (r.start_ms < 20400 and r.end_ms > 20000) or (r.start_ms < 33000 and r.end_ms > 32000)]
+    assert len(hit) == 8  # windows ending at 21-24 s (blink) and 33-36 s (jaw clench)
+    for r in hit:
+        assert r.status == "artefact" and r.probs is None and r.label is None and not r.ok
+        assert ("blink" in r.detail) or ("jaw" in r.detail)
+    rest = [r for r in res if r not in hit]
+    assert rest and all(r.ok and np.all(np.isfinite(r.probs)) for r in rest)
+
+
+def test_eeg_muse_flat_channel_gets_a_status():
+    from affectedge.io import read_eeg_csv
+
+    rec = read_eeg_csv(MUSE_CSV, channels=["TP9", "AF7", "AF8", "TP10"], sample_rate_hz=256.0)
+    x = rec.data[:, : 256 * 8].astype(np.float64)
+    x[3] = 5.0 + 0.01 * np.random.default_rng(1).standard_normal(x.shape[1])  # TP10 off the skin: flat
+    res = _muse_stream(x, runtime.EEGTask())
+    assert res and all(r.status == "flat_channels" and r.probs is None for r in res)
+    assert "channel 3" in res[0].detail or "TP10" in res[0].detail
+
+
 def test_eeg_deap_stream_input_equals_batch_pipeline():
     from affectedge.io import read_eeg_csv
 
@@ -502,23 +543,35 @@ def test_face_task_input_equals_batch_pipeline_and_no_face_is_a_status():
     pytest.importorskip("mediapipe")
     from affectedge.features.face import BlendshapeFeatures
 
+    from affectedge.features.face import FacePixels
+
     imgs = _ck_images(6)
     task = runtime.FaceTask(runtime.FaceOptions(independent_frames=True, max_fps=100))
+    cheap = runtime.FaceTask(runtime.FaceOptions(independent_frames=True, max_fps=100, pixel_model=None))
+    assert task.pixel.card.id == "face-expression-pixels" and 0 <= task.w_pixels <= 1 and cheap.pixel is None
+    w = task.w_pixels
     try:
-        with BlendshapeFeatures(**task.pipe.spec) as batch:
+        with BlendshapeFeatures(**task.pipe.spec) as batch, FacePixels(**task.pixel.pipeline.spec) as crops:
             for k, (f, img) in enumerate(imgs):
                 (r,) = task.push(VideoFrame(img, k * 0.5, k, f.name))
+                (rc,) = cheap.push(VideoFrame(img, k * 0.5, k, f.name))
                 ref = batch.try_call(img)
                 assert ref is not None, f
                 np.testing.assert_array_equal(task.last_input, ref)
                 assert r.ok and r.model == "face-expression" and r.label in task.model.labels
                 p = task.model.predict(ref[None])[task.model.output_names[0]][0]
-                np.testing.assert_allclose(r.probs, p, rtol=1e-6, atol=1e-7)
+                np.testing.assert_allclose(rc.probs, p, rtol=1e-6, atol=1e-7)  # blendshapes only
+                pp = task.pixel.predict(crops(img)[None])[task.pixel.output_names[0]][0]
+                np.testing.assert_allclose(r.probs, w * pp + (1 - w) * p, rtol=1e-5, atol=1e-6)  # fused
+                assert "pixels x" in r.detail
         (r,) = task.push(VideoFrame(np.full((192, 192, 3), 128, np.uint8), 10.0, 99))
+        assert r.status == "no_face" and r.probs is None
+        (r,) = task.push(VideoFrame(np.full((48, 48), 128, np.uint8), 11.0, 100))  # a flat 'crop': still no face
         assert r.status == "no_face" and r.probs is None
         json.dumps(r.to_dict(), allow_nan=False)
     finally:
         task.close()
+        cheap.close()
     # a stream (VIDEO mode, tracking) on the same pictures upscaled finds the faces too
     import cv2
 

@@ -27,6 +27,7 @@ __all__ = ["PIPELINES", "get_pipeline"]
 PIPELINES = {
     "speech-mfcc-silence": "affectedge.features.speech:SpeechFeatures",
     "face-blendshapes": "affectedge.features.face:BlendshapeFeatures",
+    "face-pixels": "affectedge.features.face:FacePixels",
     "eeg-deap-de": "affectedge.features.eeg:DeapDEFeatures",
     "eeg-muse-bands": "affectedge.features.eeg:MuseBandFeatures",
 }

@@ -50,12 +50,19 @@ __all__ = [
     "MODEL_SHA256",
     "MODEL_URL",
     "BlendshapeFeatures",
+    "CROP_SIZE",
+    "FER_TEMPLATE",
+    "FacePixels",
     "FaceLandmarks",
     "FaceResult",
     "NoFaceError",
+    "aligned_crop",
+    "align_points",
     "face_model_path",
     "feature_cache_dir",
+    "is_face_crop",
     "load_image",
+    "whole_crop",
 ]
 
 MODEL_URL = (
@@ -799,3 +806,192 @@ def _save_cache(path, new):
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+# ------------------------------------------------------------ aligned crops
+# Points the crop is aligned on: the two eye centres (mean of the eye corners) and the mouth centre.
+_ALIGN_POINTS = ((33, 133), (263, 362), (61, 291))
+
+# Where those points sit in a 48x48 FER2013 face crop: the median over the 25,505 FER2013 training
+# images MediaPipe found a face in, made left-right symmetric (affectedge.training.face_pixels.alignment_template
+# recomputes it).
+# Aligning every face onto it makes a camera frame's crop look like the crops the pixel model learnt from.
+FER_TEMPLATE = ((15.28, 19.01), (32.72, 19.01), (24.0, 36.81))
+CROP_SIZE = 48
+FLAT_STD = 8.0  # grey levels: a picture flatter than this is no face, never classified
+
+
+def align_points(landmarks):
+    """(3, 2) alignment points (right eye, left eye, mouth centre) of (478, 3) landmarks in pixels."""
+    lm = np.asarray(landmarks, np.float64)
+    return np.array([lm[list(ix), :2].mean(axis=0) for ix in _ALIGN_POINTS])
+
+
+def _similarity(src, dst):
+    """2x3 similarity (rotation, uniform scale, shift) mapping src (n, 2) onto dst (n, 2), least squares (Umeyama)."""
+    src, dst = np.asarray(src, np.float64), np.asarray(dst, np.float64)
+    ms, md = src.mean(0), dst.mean(0)
+    a, b = src - ms, dst - md
+    var = (a ** 2).sum() / len(a)
+    cov = b.T @ a / len(a)
+    u, d, vt = np.linalg.svd(cov)
+    s = np.eye(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        s[1, 1] = -1
+    r = u @ s @ vt
+    scale = float(np.trace(np.diag(d) @ s) / max(var, 1e-12))
+    m = np.zeros((2, 3))
+    m[:, :2] = scale * r
+    m[:, 2] = md - scale * r @ ms
+    return m
+
+
+def _grey(image):
+    cv2 = require("cv2", "face", "face crops")
+    image = _check_image(image)
+    if image.ndim == 3:
+        image = cv2.cvtColor(image[:, :, :3], cv2.COLOR_RGB2GRAY)
+    return image
+
+
+def aligned_crop(image, landmarks, *, size=CROP_SIZE, template=FER_TEMPLATE):
+    """Grey ``size`` x ``size`` uint8 crop of the face, its eyes and mouth moved onto ``template``.
+
+    ``image`` is the picture the ``landmarks`` (478, 3) were found in (pixels,
+    as :class:`FaceResult` gives them); the template is in 48x48 coordinates
+    and scales with ``size``. Large faces are shrunk with area averaging first
+    (no aliasing), then warped with bilinear interpolation; pixels outside the
+    picture repeat its edge.
+    """
+    cv2 = require("cv2", "face", "face crops")
+    grey = _grey(image)
+    dst = np.asarray(template, np.float64) * (size / CROP_SIZE)
+    m = _similarity(align_points(landmarks), dst)
+    scale = float(np.hypot(*m[:, 0]))
+    if scale < 0.5:  # shrink first so that the warp samples an image of about the crop's resolution
+        f = min(1.0, 2.0 * scale)
+        small = cv2.resize(grey, (max(1, round(grey.shape[1] * f)), max(1, round(grey.shape[0] * f))),
+                           interpolation=cv2.INTER_AREA)
+        fx, fy = small.shape[1] / grey.shape[1], small.shape[0] / grey.shape[0]
+        m = m @ np.array([[1 / fx, 0, 0], [0, 1 / fy, 0], [0, 0, 1]])
+        grey = small
+    return cv2.warpAffine(grey, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def whole_crop(image, *, size=CROP_SIZE):
+    """The whole picture as a grey ``size`` x ``size`` crop (for a picture that is already a face crop)."""
+    cv2 = require("cv2", "face", "face crops")
+    grey = _grey(image)
+    interp = cv2.INTER_AREA if min(grey.shape) > size else cv2.INTER_LINEAR
+    return cv2.resize(grey, (size, size), interpolation=interp)
+
+
+def is_face_crop(image, *, max_side=128, max_aspect=1.34):
+    """Whether ``image`` looks like a ready face crop (FER-like): small and about square."""
+    h, w = np.asarray(image).shape[:2]
+    return max(h, w) <= max_side and max(h, w) / max(1, min(h, w)) <= max_aspect
+
+
+class FacePixels:
+    """``face-pixels`` pipeline: image -> (1, size, size) float32 grey face crop in [0, 1].
+
+    The crop comes from the same MediaPipe Face Landmarker run as the
+    blendshapes (:func:`aligned_crop` on its landmarks). Spec:
+    ``model_sha256`` / ``upscale`` / ``pad`` / ``min_confidence`` (as
+    :class:`BlendshapeFeatures`), ``size`` and ``template`` (the crop) and
+    ``crop_fallback``: when no face is found in a picture that is already a
+    face crop (:func:`is_face_crop`: at most 128 pixels, about square, like
+    FER2013's 48x48) and not flat (grey-level std >= FLAT_STD), the whole
+    picture is used instead (``last_fallback`` tells); otherwise
+    :class:`NoFaceError`.
+    """
+
+    name = "face-pixels"
+    input_kind = "image"
+
+    def __init__(self, *, model_sha256=MODEL_SHA256, upscale=192, pad=0.33, min_confidence=_CONF, size=CROP_SIZE,
+                 template=FER_TEMPLATE, crop_fallback=True, mode="image"):
+        if not (16 <= int(size) <= 256):
+            raise ParameterError(f"size must be 16-256 pixels, got {size!r}")
+        t = np.asarray(template, np.float64)
+        if t.shape != (3, 2) or not np.all(np.isfinite(t)):
+            raise ParameterError(f"template must be 3 (x, y) points (right eye, left eye, mouth), got {template!r}")
+        self.spec = {"model_sha256": str(model_sha256), "upscale": int(upscale), "pad": float(pad),
+                     "min_confidence": float(min_confidence), "size": int(size),
+                     "template": [[float(x), float(y)] for x, y in t], "crop_fallback": bool(crop_fallback)}
+        self._bs = BlendshapeFeatures(model_sha256=model_sha256, upscale=upscale, pad=pad,
+                                      min_confidence=min_confidence, geometry=True, mode=mode)
+        self.last_fallback = False
+
+    @property
+    def mode(self):
+        return self._bs.mode
+
+    @mode.setter
+    def mode(self, value):
+        self._bs.mode = value
+
+    @property
+    def input_shape(self):
+        return (1, self.spec["size"], self.spec["size"])
+
+    def extractor(self):
+        return self._bs.extractor()
+
+    def close(self):
+        self._bs.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def from_raw(self, image, landmarks):
+        """Model input from a picture and its landmarks; ``landmarks=None``: the whole picture (fallback)."""
+        if landmarks is None:
+            crop = whole_crop(image, size=self.spec["size"])
+        else:
+            crop = aligned_crop(image, landmarks, size=self.spec["size"], template=self.spec["template"])
+        return (crop.astype(np.float32) / 255.0)[None]
+
+    def can_fall_back(self, image):
+        """Whether a picture without a detected face is classified whole: a face crop that is not flat."""
+        return bool(self.spec["crop_fallback"] and is_face_crop(image) and np.std(_grey(image)) >= FLAT_STD)
+
+    def try_call(self, image, timestamp_ms=None):
+        """Model input of one picture, or ``None`` when there is no face and no fallback."""
+        image = _check_image(image)
+        r = self.extractor().extract(image, timestamp_ms)
+        self.last_fallback = r is None
+        if r is None:
+            return self.from_raw(image, None) if self.can_fall_back(image) else None
+        return self.from_raw(image, r.landmarks)
+
+    def __call__(self, image, timestamp_ms=None):
+        f = self.try_call(image, timestamp_ms)
+        if f is None:
+            raise NoFaceError(
+                f"no face found in the {image.shape[1]}x{image.shape[0]} image (detector confidence "
+                f"{self.spec['min_confidence']}); give a frontal face filling a good part of the picture"
+            )
+        return f
+
+    def batch(self, images, *, cache_dir=None, progress=True, desc="face landmarks"):
+        """``(X (N, 1, size, size), found (N,), fallback (N,))`` for many pictures (landmarks cached on disk).
+
+        Rows without a face and without a fallback are NaN; ``fallback`` marks
+        the pictures classified whole.
+        """
+        images = [load_image(p) if isinstance(p, (str, os.PathLike)) else _check_image(p) for p in images]
+        _, lms, found = self._bs.batch_raw(images, cache_dir=cache_dir, progress=progress, desc=desc)
+        s = self.spec["size"]
+        X = np.full((len(images), 1, s, s), np.nan, np.float32)
+        fallback = np.zeros(len(images), bool)
+        for i, img in enumerate(images):
+            if found[i]:
+                X[i] = self.from_raw(img, lms[i])
+            elif self.can_fall_back(img):
+                X[i] = self.from_raw(img, None)
+                fallback[i] = True
+        return X, found, fallback

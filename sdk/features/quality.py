@@ -71,8 +71,15 @@ gets one status, by priority:
 The overall status is the highest-priority channel status; ``bad_channels``
 lists the channels with that status (names when ``channel_names`` is given,
 else indices), and ``metrics["channel_status"]`` gives every channel's.
+
+EEG artefacts (:class:`ArtefactDetector`, per session, Muse mental-state
+model): ``artefact`` when a window's AF7/AF8 peak-to-peak is > 3 x (blink,
+eye movement) or its TP9/TP10 30-45 Hz power (the largest over 1 s
+segments) is > 10 x (jaw clench, muscle) the median of the session's
+previous windows; the model's training leaves the same windows out.
 """
 
+import collections
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -80,11 +87,14 @@ import numpy as np
 from affectedge.errors import ParameterError
 
 __all__ = [
+    "ARTEFACT_STATUS",
+    "ArtefactDetector",
     "EEG_STATUSES",
     "AUDIO_STATUSES",
     "NoSignalError",
     "Quality",
     "audio_quality",
+    "eeg_artefact_measures",
     "eeg_quality",
 ]
 
@@ -344,3 +354,119 @@ def eeg_quality(x, fs_hz, *, flat_uv=FLAT_UV, rail_uv=RAIL_UV, rail_fraction=RAI
         return Quality(st, detail, metrics, tuple(label(i) for i in idx))
     return Quality("ok", f"{c} live channel(s), {n / fs:.2f} s, std {np.nanmin(std):.3g}-{np.nanmax(std):.3g} uV",
                    metrics)
+
+
+# ---------------------------------------------------------- EEG artefacts (Muse)
+
+ARTEFACT_STATUS = "artefact"
+ARTEFACT_PTP_RATIO = 3.0
+ARTEFACT_HF_RATIO = 10.0
+ARTEFACT_HF_BAND = (30.0, 45.0)
+ARTEFACT_MIN_HISTORY = 8
+ARTEFACT_HISTORY = 600
+
+
+def eeg_artefact_measures(x, fs_hz, *, segment_s=1.0):
+    """Per channel of ``x`` (channels, samples) in uV: (peak-to-peak uV, 30-45 Hz power in uV^2/Hz).
+
+    The high-frequency power is the largest over ``segment_s`` Hann segments
+    (half-overlapping), so that a short burst anywhere in the window counts
+    fully (one taper over the whole window would hide a burst at its edge).
+    """
+    fs = _rate(fs_hz, "fs_hz")
+    a = np.asarray(x, dtype=np.float64)
+    if a.ndim != 2 or a.shape[1] < 8:
+        raise ParameterError(f"EEG window must be (channels, samples) with at least 8 samples; got shape {a.shape}")
+    ptp = np.ptp(a, axis=1)
+    seg = max(8, min(a.shape[1], int(round(segment_s * fs))))
+    starts = sorted(set(list(range(0, a.shape[1] - seg + 1, max(1, seg // 2))) + [a.shape[1] - seg]))
+    f = np.fft.rfftfreq(seg, 1.0 / fs)
+    band = (f >= ARTEFACT_HF_BAND[0]) & (f < min(ARTEFACT_HF_BAND[1], fs / 2))
+    if not band.any():
+        return ptp, np.zeros(a.shape[0])
+    win = np.hanning(seg)
+    segs = np.stack([a[:, s:s + seg] for s in starts], axis=1)  # (channels, n_segments, seg)
+    segs = segs - segs.mean(axis=2, keepdims=True)
+    spec = np.abs(np.fft.rfft(segs * win, axis=2)) ** 2 / (fs * np.sum(win ** 2))
+    return ptp, spec[:, :, band].mean(axis=2).max(axis=1)
+
+
+class ArtefactDetector:
+    """Blink / muscle artefacts of one session, relative to the session's own running median.
+
+    Each :meth:`check` of a ``(channels, samples)`` window (uV) measures the
+    peak-to-peak amplitude of the ``blink_channels`` (Muse: AF7, AF8, above
+    the eyes) and the 30-45 Hz power of the ``muscle_channels`` (Muse: TP9,
+    TP10, over the jaw muscles), compares them with the median of the same
+    measures over the session's previous windows (at most ``history``) and
+    returns Quality ``"artefact"`` when a blink channel's peak-to-peak exceeds
+    ``ptp_ratio`` (3) x its median or a muscle channel's high-frequency power
+    exceeds ``hf_ratio`` (10) x its median; "ok" otherwise. The first
+    ``min_history`` (8) windows of a session have no reference yet: they are
+    "ok" unless :func:`eeg_quality` refuses them. Every window, artefact or
+    not, joins the history (the median is robust to the few artefacts).
+
+    Training (``affectedge.training.mental_state``) runs this same class over
+    each recording in order, with the runtime's 1 s hop, so the windows
+    rejected in training are the ones the runtime refuses. Measured on the
+    Muse mental-state corpus: see ``reports/mental-state/report.json``
+    ("artefacts").
+    """
+
+    def __init__(self, channel_names, fs_hz, *, blink_channels=("AF7", "AF8"), muscle_channels=("TP9", "TP10"),
+                 ptp_ratio=ARTEFACT_PTP_RATIO, hf_ratio=ARTEFACT_HF_RATIO, min_history=ARTEFACT_MIN_HISTORY,
+                 history=ARTEFACT_HISTORY):
+        self.fs = _rate(fs_hz, "fs_hz")
+        names = [str(c).upper() for c in channel_names]
+        missing = [c for c in (*blink_channels, *muscle_channels) if c.upper() not in names]
+        if missing:
+            raise ParameterError(f"artefact detection needs channels {missing}; the window's channels are "
+                                 f"{list(channel_names)} (pass blink_channels= / muscle_channels= that exist)")
+        self.channel_names = tuple(str(c) for c in channel_names)
+        self.blink = [names.index(c.upper()) for c in blink_channels]
+        self.muscle = [names.index(c.upper()) for c in muscle_channels]
+        if not (float(ptp_ratio) > 1 and float(hf_ratio) > 1):
+            raise ParameterError(f"ptp_ratio={ptp_ratio!r} and hf_ratio={hf_ratio!r} must both be > 1")
+        self.ptp_ratio, self.hf_ratio = float(ptp_ratio), float(hf_ratio)
+        self.min_history = max(1, int(min_history))
+        self._ptp = collections.deque(maxlen=int(history))
+        self._hf = collections.deque(maxlen=int(history))
+
+    def reset(self):
+        self._ptp.clear()
+        self._hf.clear()
+
+    @property
+    def n_history(self):
+        return len(self._ptp)
+
+    def check(self, x):
+        a = np.asarray(x, dtype=np.float64)
+        if a.ndim != 2 or a.shape[0] != len(self.channel_names):
+            raise ParameterError(f"EEG window has shape {a.shape}; ({len(self.channel_names)}, samples) is needed "
+                                 f"with channels {', '.join(self.channel_names)}")
+        if not np.all(np.isfinite(a)):
+            return Quality("nonfinite", "the window holds NaN/inf samples; artefacts not checked")
+        ptp, hf = eeg_artefact_measures(a, self.fs)
+        metrics = {"ptp_uv": ptp.tolist(), "hf_power": hf.tolist(), "history": self.n_history}
+        status, why = "ok", []
+        if self.n_history >= self.min_history:
+            mp = np.median(np.asarray(self._ptp), axis=0)
+            mh = np.median(np.asarray(self._hf), axis=0)
+            metrics.update(median_ptp_uv=mp.tolist(), median_hf_power=mh.tolist())
+            for i in self.blink:
+                if ptp[i] > self.ptp_ratio * max(mp[i], 1e-9):
+                    why.append(f"{self.channel_names[i]}: peak-to-peak {ptp[i]:.0f} uV is {ptp[i] / max(mp[i], 1e-9):.1f}"
+                               f" x the session median {mp[i]:.0f} uV (blink or eye movement)")
+            for i in self.muscle:
+                if hf[i] > self.hf_ratio * max(mh[i], 1e-12):
+                    why.append(f"{self.channel_names[i]}: {ARTEFACT_HF_BAND[0]:g}-{ARTEFACT_HF_BAND[1]:g} Hz power is "
+                               f"{hf[i] / max(mh[i], 1e-12):.0f} x the session median (jaw clench or muscle)")
+        self._ptp.append(ptp)
+        self._hf.append(hf)
+        if why:
+            status = ARTEFACT_STATUS
+            return Quality(status, "; ".join(why) + ": no prediction for this window (relax the face, keep still)",
+                           metrics, tuple(self.channel_names[i] for i in self.blink + self.muscle
+                                          if any(w.startswith(self.channel_names[i] + ":") for w in why)))
+        return Quality("ok", f"no blink / muscle artefact ({self.n_history - 1} windows of session history)", metrics)

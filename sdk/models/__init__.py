@@ -19,7 +19,7 @@ from ._model import Model
 
 __all__ = ["ZOO", "Model", "ModelCard", "card", "list_models", "load", "zoo_dir"]
 
-ZOO = ("speech-emotion", "face-expression", "eeg-valence-arousal", "eeg-mental-state")
+ZOO = ("speech-emotion", "face-expression", "face-expression-pixels", "eeg-valence-arousal", "eeg-mental-state")
 _ZOO_DIR = Path(__file__).resolve().parent / "zoo"
 
 

@@ -162,8 +162,8 @@ def build_runtime(args, *, jsonl, on_result=None, live_view=None):
                 kw["loop"] = bool(getattr(args, "loop_images", False))
             src = sensors.open_video(args.face, clock=clock, **kw)
             opened.append(src)
-            lanes["video"] = (src, runtime.FaceTask(runtime.FaceOptions(mopt("face-expression"),
-                                                                        independent_frames=folder)))
+            lanes["video"] = (src, runtime.FaceTask(runtime.FaceOptions(
+                mopt("face-expression"), pixel_model=mopt("face-expression-pixels"), independent_frames=folder)))
         if args.eeg:
             kw = {"realtime": realtime} if args.eeg.endswith(".csv") else {}
             src = sensors.open_eeg(args.eeg, clock=clock, **kw)

@@ -143,9 +143,14 @@ class FaceOptions:
     are separate pictures (an image folder), not one stream: MediaPipe runs
     in IMAGE mode (no tracking from one face to the next) and there is no
     smoothing; a camera or video uses VIDEO mode with tracking.
+    ``pixel_model``: the CNN on the aligned face crop (``face-pixels``
+    pipeline) fused with ``model`` at the probability level, with the weight
+    on its card (``extra.fusion.weight_pixels``); it reuses the same MediaPipe
+    run. ``None``: blendshapes only (the cheap path).
     """
 
     model: ModelOptions = field(default_factory=lambda: ModelOptions("face-expression"))
+    pixel_model: ModelOptions = field(default_factory=lambda: ModelOptions("face-expression-pixels"))
     max_fps: float = 10.0
     smoothing_frames: int = 3
     independent_frames: bool = False
@@ -155,6 +160,8 @@ class FaceOptions:
     def __post_init__(self):
         _positive(self.max_fps, "FaceOptions.max_fps")
         _positive(self.smoothing_frames, "FaceOptions.smoothing_frames", integer=True)
+        if isinstance(self.pixel_model, str):
+            object.__setattr__(self, "pixel_model", ModelOptions(self.pixel_model))
         object.__setattr__(self, "running_mode", _mode(self.running_mode))
         _check_stream(self, "FaceOptions")
 

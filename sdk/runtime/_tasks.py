@@ -321,6 +321,7 @@ class FaceTask(_Task):
             raise ParameterError(f"FaceTask needs a face-blendshapes model; {self.model.card.id!r} uses "
                                  f"{self.pipe.name!r}")
         self.pipe.close()
+        self.pixel, self.w_pixels = self._pixel_model(self.options.pixel_model)
         self.independent = bool(self.options.independent_frames)
         self.pipe.mode = "image" if self.independent else "video"
         self._last_t = None
@@ -329,6 +330,42 @@ class FaceTask(_Task):
         self.skipped = 0
         self.frames_seen = 0
         self.timing_ms = collections.defaultdict(list)
+
+    def _pixel_model(self, options):
+        """(pixel model, its fusion weight) or (None, 0.0) for blendshapes only."""
+        if options is None:
+            return None, 0.0
+        m = load_model(options)
+        if m.pipeline.name != "face-pixels":
+            raise ParameterError(f"FaceOptions.pixel_model must be a face-pixels model; {m.card.id!r} uses "
+                                 f"{m.pipeline.name!r}. Pass pixel_model=None for blendshapes only")
+        if tuple(m.labels) != tuple(self.model.labels):
+            raise ParameterError(f"pixel model {m.card.id!r} has labels {list(m.labels)}, the blendshape model "
+                                 f"{self.model.card.id!r} {list(self.model.labels)}; fusion needs the same labels. "
+                                 "Pass pixel_model=None or a matching pair")
+        w = float(((m.card.extra or {}).get("fusion") or {}).get("weight_pixels", 0.5))
+        return m, w
+
+    def _fused(self, image, r):
+        """(probabilities, how they were made) for a frame: blendshapes, pixels and their fusion, or fallback.
+
+        ``r`` None: no face; then a picture that is already a face crop is
+        classified whole by the pixel model, anything else gives (None, why).
+        """
+        if r is None:
+            if self.pixel is not None and self.pixel.pipeline.can_fall_back(image):
+                x = self.pixel.pipeline.from_raw(image, None)
+                return (np.asarray(_predict(self.pixel, x)["class_probabilities"], np.float64),
+                        "no face found: the whole picture classified as a face crop (pixel model)")
+            return None, "no face found in the frame"
+        feats = self.pipe.from_raw(r.blendshapes, r.landmarks)
+        self.last_input = feats
+        p = np.asarray(_predict(self.model, feats)["class_probabilities"], dtype=np.float64)
+        if self.pixel is None:
+            return p, "blendshapes"
+        x = self.pixel.pipeline.from_raw(image, r.landmarks)
+        pp = np.asarray(_predict(self.pixel, x)["class_probabilities"], dtype=np.float64)
+        return self.w_pixels * pp + (1 - self.w_pixels) * p, f"pixels x {self.w_pixels:g} + blendshapes"
 
     def push(self, frame):
         t_in = time.perf_counter()
@@ -348,17 +385,13 @@ class FaceTask(_Task):
         ex = self.pipe.extractor()
         r = ex.extract(image) if self.independent else ex.extract(image, ts)
         t1 = time.perf_counter()
-        if r is None:
+        p, how = self._fused(image, r)
+        t2, t3 = t1, time.perf_counter()  # features and both models: one figure, under "model"
+        if p is None:
             self._recent.clear()
             self.timing_ms["landmarks"].append((t1 - t0) * 1e3)
             return AffectResult(start_ms, end_ms, "face", status="no_face", model=self.model.card.id,
-                                latency_ms=(time.perf_counter() - t_in) * 1e3, detail="no face found in the frame")
-        feats = self.pipe.from_raw(r.blendshapes, r.landmarks)
-        self.last_input = feats
-        t2 = time.perf_counter()
-        res = _predict(self.model, feats)
-        t3 = time.perf_counter()
-        p = np.asarray(res["class_probabilities"], dtype=np.float64)
+                                latency_ms=(time.perf_counter() - t_in) * 1e3, detail=how)
         self._recent.append(p)
         p = np.mean(self._recent, axis=0)
         from ._fusion import va_from_categories
@@ -372,7 +405,7 @@ class FaceTask(_Task):
                             valence=v, arousal=a, confidence=entropy_confidence(p), status="ok", calibrated=False,
                             model=self.model.card.id, latency_ms=lat,
                             detail=("one picture" if self.independent else f"mean of the last {len(self._recent)} "
-                                    "frame(s)") + "; valence/arousal from categories")
+                                    "frame(s)") + f"; {how}; valence/arousal from categories")
 
     def classify_image(self, image):
         """One result for a still image (IMAGE mode)."""
@@ -380,22 +413,24 @@ class FaceTask(_Task):
 
         t_in = time.perf_counter()
         with BlendshapeFeatures(**self.pipe.spec) as still:
-            f = still.try_call(image)
-        if f is None:
+            r = still.extractor().extract(image)
+        p, how = self._fused(image, r)
+        if p is None:
             return AffectResult(0.0, 0.0, "face", status="no_face", model=self.model.card.id,
                                 detail="no face found in the image")
-        p = np.asarray(_predict(self.model, f)["class_probabilities"], dtype=np.float64)
         from ._fusion import va_from_categories
 
         v, a = va_from_categories(self.model.labels, p)
         return AffectResult(0.0, 0.0, "face", labels=tuple(self.model.labels), probs=tuple(p.tolist()), valence=v,
                             arousal=a, confidence=entropy_confidence(p), model=self.model.card.id,
-                            latency_ms=(time.perf_counter() - t_in) * 1e3)
+                            latency_ms=(time.perf_counter() - t_in) * 1e3, detail=how)
 
     def close(self):
         super().close()
         self.pipe.close()
         self.model.close() if hasattr(self.model, "close") else None
+        if self.pixel is not None and hasattr(self.pixel, "close"):
+            self.pixel.close()
 
 
 # --------------------------------------------------------------------- EEG
@@ -467,10 +502,16 @@ class EEGTask(_Task):
         common = dict(window_s=self.win / self.fs, hop_s=self.hop_s, bands=self.pipe.bands,
                       nperseg=self.pipe.nperseg, noverlap=self.pipe.noverlap, window=self.pipe.window,
                       nan_policy="zero")
+        self._artefacts = None
         if self.pipe.name == "eeg-muse-bands":
             self._abs = StreamingBandPower(self.fs, len(self.idx), method=self.pipe.method, with_de=False, **common)
             self._rel = StreamingBandPower(self.fs, len(self.idx), method=self.pipe.method, relative=True,
                                            with_de=False, **common)
+            if (self.model.card.extra or {}).get("artefacts") if isinstance(self.model.card.extra, dict) else None:
+                from affectedge.features.quality import ArtefactDetector
+
+                # the training's blink / muscle rejection, over this session's windows (see the card)
+                self._artefacts = ArtefactDetector(self.pipe.channels, self.fs)
         else:
             self._abs = StreamingBandPower(self.fs, len(self.idx), with_de=True, de_method=self.pipe.de_method,
                                            **common)
@@ -561,6 +602,11 @@ class EEGTask(_Task):
         if not q.ok:
             return AffectResult(start_ms, end_ms, "eeg", status=q.status, model=mid, detail=q.detail,
                                 latency_ms=(time.perf_counter() - t_in) * 1e3)
+        if self._artefacts is not None:
+            qa = self._artefacts.check(raw)
+            if not qa.ok:
+                return AffectResult(start_ms, end_ms, "eeg", status=qa.status, model=mid, detail=qa.detail,
+                                    latency_ms=(time.perf_counter() - t_in) * 1e3)
         x = self.features_from_stream(a, r)
         self.last_input = x
         if not np.all(np.isfinite(x)):

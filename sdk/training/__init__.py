@@ -41,6 +41,7 @@ __all__ = ["MODEL_TASKS", "TASKS", "TaskModule", "task_module"]
 TASKS = {
     "speech": "affectedge.training.speech",
     "face": "affectedge.training.face",
+    "face-pixels": "affectedge.training.face_pixels",
     "eeg": "affectedge.training.eeg_va",
     "mental-state": "affectedge.training.mental_state",
 }
@@ -50,6 +51,7 @@ TASKS = {
 MODEL_TASKS = {
     "speech-emotion": "speech",
     "face-expression": "face",
+    "face-expression-pixels": "face-pixels",
     "eeg-valence-arousal": "eeg",
     "eeg-mental-state": "mental-state",
 }
