@@ -6,8 +6,11 @@
     python examples/webcam_expressions.py --camera faces/      # a folder of pictures (each one on its own)
     python examples/webcam_expressions.py --smoke              # a few CK+ pictures and a blank frame (CI)
 
-MediaPipe's Face Landmarker finds the face and its 52 blendshapes; the zoo
-model ``face-expression`` maps them to an expression. At most ``--fps``
+MediaPipe's Face Landmarker finds the face, its 52 blendshapes and its
+landmarks; the zoo model ``face-expression`` maps the blendshapes to an
+expression and ``face-expression-pixels`` (a small CNN) reads the face crop
+aligned on the landmarks; the two are fused at the probability level
+(``FaceOptions(pixel_model=None)`` keeps the cheap blendshape path only). At most ``--fps``
 frames a second are classified (the rest are skipped); on a stream the
 probabilities are averaged over the last 3 frames. A frame without a face
 gives the status ``no_face``, never an expression. ``--preview`` opens an

@@ -32,11 +32,13 @@ __all__ = ["Check", "OutOfBudgetError", "compare", "run_check", "violations"]
 
 
 class OutOfBudgetError(ExportError):
-    """One or more artifacts missed their budget in a runtime; ``checks`` holds the failing ones."""
+    """One or more artifacts missed their budget in a runtime; ``checks`` holds the failing ones and
+    ``result`` (when set) the :class:`QuantizeResult` of what was delivered within budget."""
 
     def __init__(self, message, checks=()):
         super().__init__(message)
         self.checks = tuple(checks)
+        self.result = None
 
 
 @dataclass(frozen=True)

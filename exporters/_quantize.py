@@ -209,11 +209,13 @@ def _run(opts: QuantizeOptions, *, verb) -> QuantizeResult:
                             refused=refused, report=report)
     say(f"done: {len(delivered)} artifact(s) in {out}" + (f"; {len(refused)} refused" if refused else ""))
     if refused and not opts.allow_degraded:
-        raise OutOfBudgetError(
+        err = OutOfBudgetError(
             "out of budget (not delivered): " + "; ".join(refused)
             + f". The report in {out} has every figure; loosen the budgets or pass --allow-degraded to keep them",
             [c for c in checks if not c.ok],
         )
+        err.result = result  # what was delivered within budget, for callers that ship it anyway
+        raise err
     return result
 
 

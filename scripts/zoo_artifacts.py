@@ -36,8 +36,14 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out"
         kw = {"calibration": args.data, "validation": args.data} if args.data else {}
-        res = exporters.quantize(source=args.model_id, out=out, targets=("onnx", "tflite"),
-                                 precisions=("fp32", "fp16", "int8"), **kw)
+        try:
+            res = exporters.quantize(source=args.model_id, out=out, targets=("onnx", "tflite"),
+                                     precisions=("fp32", "fp16", "int8"), **kw)
+        except exporters.OutOfBudgetError as exc:  # ship what is within budget; the refused ones are listed
+            if exc.result is None:
+                raise
+            res = exc.result
+            print(f"{args.model_id}: {exc}", file=sys.stderr)
         if args.report:
             rep = Path(args.report)
             rep.mkdir(parents=True, exist_ok=True)
@@ -68,6 +74,7 @@ def main(argv=None):
         "made_by": f"affectedge quantize {args.model_id} --to onnx,tflite --precision fp32,fp16,int8 (only "
                    "artifacts within every budget are kept; see the exporters' report)",
         "files": files,
+        "refused": list(res.refused),
     }
     card_path.write_text(json.dumps(card, indent=2) + "\n")
     print(f"{args.model_id}: {', '.join(files) or 'no artifact'} shipped; refused: {res.refused or 'none'}")
