@@ -26,9 +26,9 @@ Recipe:
 
 Model (:func:`cnn_class`): per-image standardisation, four stages of two 3x3
 conv + BN + ReLU (16, 32, 64, 128 channels, max-pool between), global average
-pool, dropout, linear; the output averages the face and its mirror image
-(test-time augmentation inside the graph). About 0.3 M parameters and 30 M
-multiply-adds, against HSEmotion's EfficientNet-B0 (4 M parameters, 0.4 G at
+pool, dropout, linear; the output averages six views (the crop zoomed 1.0,
+1.08 and 0.92, each with its mirror image: test-time augmentation inside the
+graph). About 0.3 M parameters and 6 x 30 M multiply-adds, against HSEmotion's EfficientNet-B0 (4 M parameters, 0.4 G at
 224x224).
 """
 
@@ -91,7 +91,20 @@ def cnn_class():
             return self.head(self.features((x - mean) / (std + 0.02)))
 
         def forward(self, x):
-            return 0.5 * (torch.softmax(self.logits(x), -1) + torch.softmax(self.logits(torch.flip(x, dims=[3])), -1))
+            # test-time views: the crop, zoomed in by 1.08 and out by 0.92, each with its mirror image (chosen on
+            # the FER2013 internal validation set: 0.655 -> 0.662 for the base CNN)
+            s = x.shape[-1]
+            F = torch.nn.functional
+            zin = F.interpolate(x, size=(s + 4, s + 4), mode="bilinear", align_corners=False)[..., 2:s + 2, 2:s + 2]
+            z = F.interpolate(x, size=(s - 4, s - 4), mode="bilinear", align_corners=False)
+            z = torch.cat([z[..., :1].expand(-1, -1, -1, 2), z, z[..., -1:].expand(-1, -1, -1, 2)], dim=3)
+            zout = torch.cat([z[..., :1, :].expand(-1, -1, 2, -1), z, z[..., -1:, :].expand(-1, -1, 2, -1)], dim=2)
+            # one batched pass over the six views: every layer appears once in the graph (an int8 artifact
+            # then holds one copy of each weight) and the batch runs in one call
+            views = torch.cat([x, zin, zout], dim=0)
+            views = torch.cat([views, torch.flip(views, dims=[3])], dim=0)
+            p = torch.softmax(self.logits(views), -1)
+            return p.reshape(6, -1, p.shape[-1]).mean(0)
 
     return FaceCNN
 
@@ -169,7 +182,8 @@ def fit(model, X, y, *, epochs, seed, lr=LR, threads=2, progress=False, val=None
 
 
 def probs(model, X, batch=512):
-    torch = torch_setup()
+    import torch  # not torch_setup(): it would drop the training threads to one
+
     out = []
     with torch.no_grad():
         for i in range(0, len(X), batch):
@@ -268,12 +282,13 @@ def fer_base(root, *, seed=0, quick=False, progress=True):
     """(base CNN, FER2013-train arrays, train indices, internal-validation indices), trained or cached."""
     items, X, found, fb, y = corpus_arrays(Path(root) / "fer2013_train", progress=progress)
     tr, va = internal_split(y, seed)
-    usable = found | fb
-    tr, va = tr[usable[tr]], va[usable[va]]
     if quick:
         tr = tr[np.random.default_rng(seed).permutation(len(tr))[:600]]
     epochs = QUICK_EPOCHS if quick else EPOCHS
+    # the key names the split, not the crops: a change of the fallback rule keeps the cached base
     key = base_key([items[i].path for i in tr], epochs, seed)
+    usable = found | fb
+    tr, va = tr[usable[tr]], va[usable[va]]
     base = train_base(X[tr], y[tr], epochs=epochs, seed=seed, key=key, progress=progress, val=(X[va], y[va]))
     return base, (items, X, found, fb, y), tr, va
 
@@ -412,7 +427,8 @@ def train(data, out, *, layout=None, seed=0, quick=False, progress=True):
             "internal_validation_accuracy": internal_acc,
             "architecture": {"stages": [WIDTH, 2 * WIDTH, 4 * WIDTH, 8 * WIDTH], "convs_per_stage": 2,
                              "input_standardisation": "per image, inside the graph",
-                             "test_time_mirror": "inside the graph", "epochs_base": EPOCHS,
+                             "test_time_views": "the crop zoomed 1.0, 1.08 and 0.92, each with its mirror: "
+                                                "inside the graph", "epochs_base": EPOCHS,
                              "epochs_finetune": FINETUNE_EPOCHS, "batch": BATCH, "lr": LR, "weight_decay": WD,
                              "label_smoothing": SMOOTH,
                              "augmentation": "rotation +-12 deg, scale 0.9-1.1, shift +-8 %, mirror, contrast "
