@@ -635,7 +635,20 @@ def geometry_features(landmarks):
 
 
 # -------------------------------------------------------------------- pipeline
-class BlendshapeFeatures:
+class _FacePipeline:
+    """``__call__`` of the face pipelines: ``try_call`` or :class:`NoFaceError`."""
+
+    def __call__(self, image, timestamp_ms=None):
+        f = self.try_call(image, timestamp_ms)
+        if f is None:
+            raise NoFaceError(
+                f"no face found in the {image.shape[1]}x{image.shape[0]} image (detector confidence "
+                f"{self.spec['min_confidence']}); give a frontal face filling a good part of the picture"
+            )
+        return f
+
+
+class BlendshapeFeatures(_FacePipeline):
     """``face-blendshapes`` pipeline: image -> (52 [+ 20],) float32.
 
     Spec: ``model_sha256`` (of the Face Landmarker bundle; checked against the
@@ -706,15 +719,6 @@ class BlendshapeFeatures:
         """Features of one image, or ``None`` when no face is found."""
         r = self.extractor().extract(image, timestamp_ms)
         return None if r is None else self.from_raw(r.blendshapes, r.landmarks)
-
-    def __call__(self, image, timestamp_ms=None):
-        f = self.try_call(image, timestamp_ms)
-        if f is None:
-            raise NoFaceError(
-                f"no face found in the {image.shape[1]}x{image.shape[0]} image (detector confidence "
-                f"{self.spec['min_confidence']}); give a frontal face filling a good part of the picture"
-            )
-        return f
 
     # -------------------------------------------------------------- batches
     def _cache_file(self, cache_dir):
@@ -892,7 +896,7 @@ def is_face_crop(image, *, max_side=128, max_aspect=1.34):
     return max(h, w) <= max_side and max(h, w) / max(1, min(h, w)) <= max_aspect
 
 
-class FacePixels:
+class FacePixels(_FacePipeline):
     """``face-pixels`` pipeline: image -> (1, size, size) float32 grey face crop in [0, 1].
 
     The crop comes from the same MediaPipe Face Landmarker run as the
@@ -967,15 +971,6 @@ class FacePixels:
         if r is None:
             return self.from_raw(image, None) if self.can_fall_back(image) else None
         return self.from_raw(image, r.landmarks)
-
-    def __call__(self, image, timestamp_ms=None):
-        f = self.try_call(image, timestamp_ms)
-        if f is None:
-            raise NoFaceError(
-                f"no face found in the {image.shape[1]}x{image.shape[0]} image (detector confidence "
-                f"{self.spec['min_confidence']}); give a frontal face filling a good part of the picture"
-            )
-        return f
 
     def batch(self, images, *, cache_dir=None, progress=True, desc="face landmarks"):
         """``(X (N, 1, size, size), found (N,), fallback (N,))`` for many pictures (landmarks cached on disk).

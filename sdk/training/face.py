@@ -703,9 +703,10 @@ def evaluate_model(model, data, *, layout=None, progress=True, out=None):
         if it.label not in shared:
             dropped[it.label] = dropped.get(it.label, 0) + 1
     items = [it for it in items if it.label in shared]
-    pipe = model.pipeline
-    X, found = pipe.batch([it.path for it in items], progress=progress)
-    idx = np.flatnonzero(found)
+    got = model.pipeline.batch([it.path for it in items], progress=progress)
+    X, found = got[0], got[1]
+    fallback = got[2] & ~found if len(got) > 2 else np.zeros(len(items), bool)  # face-pixels: whole-crop answers
+    idx = np.flatnonzero(found | fallback)
     y = np.array([shared.index(it.label) for it in items])
     pred = np.full(len(items), -1)
     if len(idx):
@@ -714,7 +715,7 @@ def evaluate_model(model, data, *, layout=None, progress=True, out=None):
     report = {"task": "face", "model": model.card.id, "data": str(data), "layout": layout,
               "shared_labels": shared, "ignored_model_labels": [lab for lab in labels if lab not in shared],
               "ignored_data_images": dropped,
-              "n_images": len(items), "detector_missed": int((~found).sum()),
+              "n_images": len(items), "detector_missed": int((~found).sum()), "fallback": int(fallback.sum()),
               "accuracy_misses_as_errors": float(np.sum(pred[idx] == y[idx]) / max(1, len(items))), **rep}
     if out is not None:
         from .metrics import save_report

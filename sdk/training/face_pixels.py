@@ -326,31 +326,11 @@ def load_features(data, *, layout=None, limit=None, seed=0):
 
 
 def evaluate_model(model, data, *, layout=None, progress=True, out=None):
-    """Score a trained pixel model on a labelled corpus (shared classes only; fallback crops count)."""
-    from ._common import shared_argmax, shared_classes
-    from .face import _report, load_corpus
+    """Score a trained pixel model on a labelled corpus (:func:`affectedge.training.face.evaluate_model`:
+    shared classes only; fallback crops count as answers)."""
+    from . import face
 
-    items, layout = load_corpus(data, layout)
-    labels = list(model.labels)
-    shared = shared_classes(labels, {it.label for it in items},
-                            f"{str(data)!r} shares no class with model {model.card.id!r} ({', '.join(labels)})")
-    items = [it for it in items if it.label in shared]
-    X, found, fb = model.pipeline.batch([it.path for it in items], progress=progress)
-    ok = np.flatnonzero(found | fb)
-    y = np.array([shared.index(it.label) for it in items])
-    pred = np.full(len(items), -1)
-    if len(ok):
-        pred[ok] = shared_argmax(model.predict(X[ok])[model.output_names[0]], labels, shared)
-    rep = _report(y[ok], pred[ok], shared)
-    report = {"task": "face-pixels", "model": model.card.id, "data": str(data), "layout": layout,
-              "shared_labels": shared, "n_images": len(items), "detector_missed": int((~found).sum()),
-              "fallback": int((fb & ~found).sum()),
-              "accuracy_all_images": float(np.sum(pred == y) / max(1, len(items))), **rep}
-    if out is not None:
-        from .metrics import save_report
-
-        save_report(report, out, name="evaluate-model", title=f"{model.card.id} on {Path(data).name}")
-    return report
+    return face.evaluate_model(model, data, layout=layout, progress=progress, out=out)
 
 
 def train(data, out, *, layout=None, seed=0, quick=False, progress=True):
