@@ -25,6 +25,8 @@ EXTRAS = {
     "dashboard": ["starlette>=0.37", "uvicorn>=0.30", "sse-starlette>=2.0", "plotly>=5.20"],
     # session reports (report.html + PNGs)
     "report": ["matplotlib>=3.7"],
+    # affectedge batch on Ray (local or a cluster) with a Parquet table of every window
+    "batch": ["ray>=2.40", "pyarrow>=14"],
     "export": [
         "torch==2.13.0",
         "onnx>=1.16",
@@ -54,7 +56,7 @@ EXTRAS.update({
         "playwright>=1.40",  # drives Debian's chromium in the dashboard's browser test
         "praat-parselmouth>=0.4",  # Praat, the anchor of the voice-quality kernels' tests (GPL: tests only)
         "httpx>=0.27",  # starlette's TestClient
-    ] + EXTRAS["train"] + EXTRAS["audio"] + EXTRAS["dashboard"] + EXTRAS["report"],
+    ] + EXTRAS["train"] + EXTRAS["audio"] + EXTRAS["dashboard"] + EXTRAS["report"] + EXTRAS["batch"],
 })
 
 setup(
@@ -77,6 +79,7 @@ setup(
         "affectedge.runtime",
         "affectedge.dashboard",
         "affectedge.report",
+        "affectedge.batch",
     ],
     package_data={"affectedge.models": ["zoo/*/*.onnx", "zoo/*/*.tflite", "zoo/*/*.pt2", "zoo/*/*.json", "zoo/*/*.md", "zoo/*/*.png"],
                   "affectedge.device_profiles": ["data/*.json", "ops/*.json"]},
@@ -92,6 +95,7 @@ setup(
         "affectedge.training": "sdk/training",
         "affectedge.sensors": "sdk/sensors",
         "affectedge.runtime": "sdk/runtime",
+        "affectedge.batch": "sdk/batch",
     },
     install_requires=[
         "numpy>=1.24",

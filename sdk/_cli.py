@@ -100,6 +100,10 @@ def _build_parser():
 
     runtime_cli.add_parsers(sub)
 
+    from affectedge.batch import _cli as batch_cli
+
+    batch_cli.add_parsers(sub)
+
     from affectedge.device_profiles import _cli as profiles_cli
 
     profiles_cli.add_parsers(sub)
@@ -565,6 +569,10 @@ def main(argv=None):
             from affectedge.runtime import _cli as runtime_cli
 
             return runtime_cli.dispatch(args)
+        elif args.command == "batch":
+            from affectedge.batch import _cli as batch_cli
+
+            return batch_cli.dispatch(args)
         elif args.command == "profiles":
             from affectedge.device_profiles import _cli as profiles_cli
 

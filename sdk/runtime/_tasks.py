@@ -412,8 +412,11 @@ class FaceTask(_Task):
         from affectedge.features.face import BlendshapeFeatures
 
         t_in = time.perf_counter()
-        with BlendshapeFeatures(**self.pipe.spec) as still:
-            r = still.extractor().extract(image)
+        if self.independent:  # this task already runs MediaPipe in IMAGE mode: reuse its landmarker
+            r = self.pipe.extractor().extract(image)
+        else:
+            with BlendshapeFeatures(**self.pipe.spec) as still:
+                r = still.extractor().extract(image)
         p, how = self._fused(image, r)
         if p is None:
             return AffectResult(0.0, 0.0, "face", status="no_face", model=self.model.card.id,
