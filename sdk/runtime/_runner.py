@@ -41,21 +41,29 @@ class DropOldestQueue:
         self.dropped = 0
         self.high_water = 0
 
-    def put(self, item):
+    def put(self, item, *, wait_while=None):
+        """Append ``item``; a full queue drops its oldest, unless ``wait_while`` (a callable) is given: then
+        the put waits for room while ``wait_while()`` is true (back-pressure for a file replayed as fast as
+        it can be read, which must lose nothing)."""
         with self._cv:
+            while wait_while is not None and len(self._d) >= self.maxsize and wait_while():
+                self._cv.wait(0.05)
             if len(self._d) >= self.maxsize:
                 self._d.popleft()
                 self.dropped += 1
             self._d.append(item)
             self.high_water = max(self.high_water, len(self._d))
-            self._cv.notify()
+            self._cv.notify_all()
 
     def get(self, timeout=None):
         """The oldest item, or None after ``timeout`` seconds with nothing queued."""
         with self._cv:
             if not self._d:
                 self._cv.wait(timeout)
-            return self._d.popleft() if self._d else None
+            item = self._d.popleft() if self._d else None
+            if item is not None:
+                self._cv.notify_all()  # room for a waiting put
+            return item
 
     def __len__(self):
         return len(self._d)
@@ -141,10 +149,13 @@ class Runtime:
         from affectedge.sensors import EndOfStream
 
         try:
+            # a live sensor never waits (a full queue drops its oldest, counted); a file replayed faster than real
+            # time waits for room instead, so that nothing of it is lost
+            wait = None if getattr(lane.source, "realtime", True) else (lambda: not self._stop.is_set())
             while not self._stop.is_set():
                 pkt = lane.source.read(timeout_s=0.2)
                 if pkt is not None:
-                    lane.queue.put(pkt)
+                    lane.queue.put(pkt, wait_while=wait)
         except EndOfStream:
             pass
         except Exception as exc:  # a failed sensor ends its lane; the others go on

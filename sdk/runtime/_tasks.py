@@ -163,6 +163,7 @@ class SpeechTask(_Task):
         self._n = 0  # samples in _buf
         self._since = 0  # samples since the last window
         self._t0_ms = None  # clock time of _buf's first sample
+        self._fresh = True
         self._resampler = None
         self._in_rate = None
         self.timing_ms = collections.defaultdict(list)
@@ -190,6 +191,7 @@ class SpeechTask(_Task):
             self._n = 0
             self._since = 0
             self._t0_ms = block.t_start_s * 1e3
+            self._fresh = True  # the next window's frames are all new to the calibration
         i = 0
         while i < y.shape[0]:
             take = min(self.hop - self._since, y.shape[0] - i)
@@ -254,8 +256,9 @@ class SpeechTask(_Task):
         frames = _frames(self.pipe, y, self.sr)
         t1 = time.perf_counter()
         if self.options.online_calibration and self.user_calibration is None:
-            self.calibration.update(frames[-self.hop_frames:] if y.shape[0] >= self.win or
-                                    self.calibration.count else frames)
+            # each frame once: all of the first window after a (re)start, then the last hop's
+            self.calibration.update(frames if self._fresh else frames[-self.hop_frames:])
+        self._fresh = False
         r = self._classify(frames, start_ms, end_ms, t_in)
         self.timing_ms["features"].append((t1 - t0) * 1e3)
         self.timing_ms["total"].append((time.perf_counter() - t0) * 1e3)
