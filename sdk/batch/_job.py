@@ -490,6 +490,8 @@ def run_batch(source, options):
     if out.exists() and not out.is_dir():
         raise ParameterError(f"--out {str(out)!r} is a file; pass a folder for the job's outputs")
     out.mkdir(parents=True, exist_ok=True)
+    for tmp in out.rglob(".*.tmp"):  # left by a driver killed mid-write: never an output, never read
+        tmp.unlink(missing_ok=True)
     present = [m for m in options.modalities if any(it.modality == m for it in items)]
     summary = {"format": "affectedge.batch", "version": OUTPUT_FORMAT, "input": str(Path(source).resolve()),
                "root": str(root), "out": str(out.resolve()), "modalities": present,
