@@ -19,7 +19,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 ray = pytest.importorskip("ray")
 pq = pytest.importorskip("pyarrow.parquet")
 
-from test_batch import make_archive, outputs  # noqa: E402
+from test_batch import archive, make_archive, outputs, reference  # noqa: E402,F401 (fixtures)
 
 from affectedge import batch  # noqa: E402
 
@@ -37,17 +37,6 @@ def cluster():
         if ray.is_initialized():
             ray.shutdown()
         c.shutdown()
-
-
-@pytest.fixture(scope="module")
-def archive(shared_data, tmp_path_factory):
-    return make_archive(shared_data, tmp_path_factory.mktemp("archive"))
-
-
-@pytest.fixture(scope="module")
-def reference(archive, tmp_path_factory):
-    out = tmp_path_factory.mktemp("ref")
-    return out, batch.run_batch(archive, batch.BatchOptions(out=str(out), ray="none", progress=False))
 
 
 def worker_pids():

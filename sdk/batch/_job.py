@@ -77,6 +77,7 @@ class BatchOptions:
     cpus_per_worker: float = 1.0
     threads: int = None
     in_flight_per_worker: int = 2
+    files_per_task: int = 8
     max_task_retries: int = 2
     progress: bool = True
     on_file: object = None
@@ -101,8 +102,8 @@ class BatchOptions:
                                  "(--ray local, auto or an address)")
         if float(self.cpus_per_worker) <= 0:
             raise ParameterError(f"cpus_per_worker={self.cpus_per_worker!r} must be > 0")
-        if self.in_flight_per_worker < 1 or self.max_task_retries < 0:
-            raise ParameterError("in_flight_per_worker must be >= 1 and max_task_retries >= 0")
+        if self.in_flight_per_worker < 1 or self.max_task_retries < 0 or self.files_per_task < 1:
+            raise ParameterError("in_flight_per_worker and files_per_task must be >= 1, max_task_retries >= 0")
 
 
 # ------------------------------------------------------------------ outputs
@@ -120,10 +121,6 @@ def atomic_write(path, text):
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def _json_line(rec):
-    return json.dumps(rec, allow_nan=False, separators=(",", ":")) + "\n"
 
 
 def _sha(obj):
@@ -233,6 +230,7 @@ class _OnRay:
         self.n = n
         self.in_flight = int(options.in_flight_per_worker)
         self.retries = int(options.max_task_retries)
+        self.files_per_task = int(options.files_per_task)
 
     def fingerprints(self):
         return self.ray.get([a.fingerprint.remote() for a in self.actors])
@@ -241,30 +239,41 @@ class _OnRay:
         return self.ray.get([a.info.remote() for a in self.actors])
 
     def map(self, method, jobs, on_result):
-        """Results as they come, never more than ``in_flight`` queued per actor (back-pressure)."""
+        """Results as they come, never more than ``in_flight`` tasks queued per actor (back-pressure).
+
+        Files go in tasks of up to ``files_per_task`` (fewer round trips); a task whose worker died more than
+        ``max_task_retries`` times is split and its files retried one by one, so that only the file that kills
+        its worker is listed as failed.
+        """
         ray = self.ray
-        todo = collections.deque(jobs)
-        pending = {}  # ObjectRef -> (key, actor index)
+        k = self.files_per_task
+        jobs = list(jobs)
+        todo = collections.deque(jobs[i:i + k] for i in range(0, len(jobs), k))
+        pending = {}  # ObjectRef -> (chunk, actor index)
         load = [0] * self.n
         while todo or pending:
             while todo and min(load) < self.in_flight:
                 i = load.index(min(load))
-                key, args = todo.popleft()
-                ref = getattr(self.actors[i], method).remote(*args)
-                pending[ref] = (key, i)
+                chunk = todo.popleft()
+                ref = self.actors[i].run_many.remote(method, [args for _, args in chunk])
+                pending[ref] = (chunk, i)
                 load[i] += 1
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:
-                key, i = pending.pop(ref)
+                chunk, i = pending.pop(ref)
                 load[i] -= 1
                 try:
-                    res = ray.get(ref)
+                    results = ray.get(ref)
                 except ray.exceptions.RayActorError as exc:  # the worker died on it more than max_task_retries
-                    res = {"error": f"the worker process died while processing it ({self.retries + 1} tries): "
-                                    f"{str(exc).strip().splitlines()[0][:200]}"}
+                    if len(chunk) > 1:
+                        todo.extendleft([c] for c in reversed(chunk))
+                        continue
+                    results = [{"error": f"the worker process died while processing it ({self.retries + 1} "
+                                         f"tries): {str(exc).strip().splitlines()[0][:200]}"}]
                 except ray.exceptions.RayError as exc:
-                    res = {"error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}"}
-                on_result(key, res)
+                    results = [{"error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200]}"}] * len(chunk)
+                for (key, _), res in zip(chunk, results):
+                    on_result(key, res)
 
     def close(self):
         for a in getattr(self, "actors", []):
@@ -352,6 +361,7 @@ def _speaker_pass(items, out, executor, fingerprint, progress, failed):
     speech = [it for it in items if it.modality == "speech"]
     state = Path(out) / ".state" / "calibration"
     stats, jobs = {}, []
+    sizes = {it.rel: it.size for it in speech}
     for it in speech:
         key = _sha({"v": _version(), "format": OUTPUT_FORMAT, "models": fingerprint.get("speech"),
                     "input": [it.size, it.mtime_ns], "pass": "speaker-stats"})
@@ -376,6 +386,7 @@ def _speaker_pass(items, out, executor, fingerprint, progress, failed):
             stats[rel] = res["calibration"]
         progress.update(failed=bool(res.get("error")))
 
+    jobs.sort(key=lambda j: (-sizes[j[0]], j[0]))  # largest first (see run_batch)
     if jobs:
         progress.phase = "pass 1/2 (speaker statistics): "
         progress.total, progress.done, progress.failed = len(jobs), 0, 0
@@ -419,24 +430,10 @@ def _file_key(it, fingerprint, options, cal):
                  "calibration_sha": _sha(cal) if cal is not None else None, "input": [it.size, it.mtime_ns]})
 
 
-def _file_text(it, res, key, fingerprint, options, cal_note):
-    from affectedge.runtime._results import record
-
-    header = record("session", input=it.rel, modality=it.modality, kind=it.kind, source=res.get("source", ""),
-                    speaker=it.speaker or None, speaker_from=it.speaker_from or None,
-                    models={m: fingerprint.get(it.modality, {}).get(m) for m in res.get("models", [])},
-                    calibration=(options.calibration if it.modality == "speech" else None),
-                    calibration_note=cal_note or None, profile=options.profile, key=key, batch=True)
-    recs = res["records"]
-    results = [r for r in recs if r["type"] == "result"]
-    counts = collections.Counter(r["label"] for r in results if r["status"] == "ok")
-    n_ok = sum(counts.values())
-    summary = record("summary", duration_ms=round(float(res.get("media_s", 0.0)) * 1e3, 1),
-                     results={it.modality: len(results)},
-                     label_share={it.modality: {k: round(v / n_ok, 3) for k, v in counts.most_common()}} if n_ok else {},
-                     status=dict(collections.Counter(r["status"] for r in results)),
-                     events=sum(r["type"] == "event" for r in recs), stopped_by="end")
-    return "".join(_json_line(r) for r in [header, *recs, summary])
+def _header(it, key, fingerprint, options, cal_note):
+    """The per-file output's session-header fields that the driver knows (the worker adds source and models)."""
+    return {"key": key, "models": fingerprint.get(it.modality, {}), "profile": options.profile,
+            "calibration": options.calibration if it.modality == "speech" else None, "calibration_note": cal_note}
 
 
 _TABLE_COLUMNS = ("file", "speaker", "modality", "start_ms", "end_ms", "status", "label", "labels", "probs",
@@ -549,23 +546,31 @@ def run_batch(source, options):
             if h is not None and h.get("key") == k:
                 resumed.append(it.rel)
             else:
-                jobs.append((it.rel, (it.to_dict(), cal_of.get(it.rel))))
+                jobs.append((it.rel, (it.to_dict(), cal_of.get(it.rel), _header(it, k, fp, options, note_of.get(it.rel)))))
         media = {"speech": 0.0, "eeg": 0.0, "face": 0.0}
 
+        driver_s, worker_s = [0.0], [0.0]
+
         def got(rel, res):
+            t_got = time.perf_counter()
             it = by_rel[rel]
             err = res.get("error")
             if err:
                 failed[rel] = err
             else:
-                atomic_write(output_path(out, rel), _file_text(it, res, keys[rel], fp, options, note_of.get(rel)))
+                atomic_write(output_path(out, rel), res["text"])
                 done.append(rel)
                 media[it.modality] += float(res.get("media_s", 0.0))
             progress.update(failed=bool(err), audio_s=res.get("media_s", 0.0) if it.modality == "speech" else 0.0)
+            worker_s[0] += float(res.get("wall_s", 0.0))
+            driver_s[0] += time.perf_counter() - t_got
             if options.on_file is not None:
                 options.on_file({"file": rel, "modality": it.modality, "error": err or "",
                                  "done": len(done), "todo": len(jobs)})
 
+        # largest files first (their size is a rough proxy for their cost): the tail of the job, where some
+        # workers are idle, then holds only small files
+        jobs.sort(key=lambda j: (-by_rel[j[0]].size, j[0]))
         progress.phase = "pass 2/2: " if cal_mode == "speaker" and "speech" in present else ""
         progress.total, progress.done, progress.failed = len(jobs), 0, 0
         progress.t0 = time.perf_counter()
@@ -588,7 +593,10 @@ def run_batch(source, options):
         worker_info=workers, threads_per_model=int(threads),
         throughput={"files_per_s": round(len(done) / wall_pass2, 3) if wall_pass2 > 0 else None,
                     "audio_s_per_s": round(media["speech"] / wall_pass2, 3) if wall_pass2 > 0 else None,
-                    "media_s": {k: round(v, 1) for k, v in media.items()}, "pass2_wall_s": round(wall_pass2, 3)},
+                    "media_s": {k: round(v, 1) for k, v in media.items()}, "pass2_wall_s": round(wall_pass2, 3),
+                    "driver_ms_per_file": round(driver_s[0] / max(len(done), 1) * 1e3, 3),
+                    "worker_ms_per_file": round(worker_s[0] / max(len(jobs), 1) * 1e3, 3),
+                    "worker_busy": round(worker_s[0] / (n_workers * wall_pass2), 3) if wall_pass2 > 0 else None},
         startup_s=round(startup_s, 3), wall_s=round(wall, 3))
     atomic_write(out / "summary.json", json.dumps(summary, indent=1))
     return summary

@@ -13,6 +13,8 @@ summary). A file that cannot be read gives ``{"error": reason}``; it never
 raises, so one bad file never stops a worker.
 """
 
+import collections
+import json
 import os
 import resource
 import time
@@ -111,30 +113,40 @@ class BatchWorker:
                 "peak_rss_mb": round(_rss_mb(), 1), "files": self.files}
 
     # one file -----------------------------------------------------------------
-    def process(self, item, calibration=None):
-        """``{"rel", "records", "media_s", "models", "source", "error"}`` for one item (a dict or Item).
+    def process(self, item, calibration=None, header=None):
+        """``{"rel", "text", "media_s", "n_results", "error", "wall_s"}`` for one item (a dict or Item).
 
-        ``calibration``: a speech calibration (``OnlineCalibration.to_dict()``) or None.
+        ``text`` is the whole per-file JSONL (see :func:`file_text`); ``calibration``: a speech calibration
+        (``OnlineCalibration.to_dict()``) or None; ``header``: the session header's fields from the driver
+        (key, models, profile, calibration, calibration_note).
         """
         from ._inputs import Item
 
         it = item if isinstance(item, Item) else Item.from_dict(item)
         t0 = time.perf_counter()
-        out = {"rel": it.rel, "records": [], "media_s": 0.0, "models": [], "source": "", "error": ""}
+        out = {"rel": it.rel, "text": "", "media_s": 0.0, "n_results": 0, "error": ""}
         try:
             fn = {"speech": self._speech, "face": self._face, "eeg": self._eeg}.get(it.modality)
             if fn is None or it.modality not in self.modalities:
                 raise RuntimeError(f"this worker was started without the {it.modality} models")
             if not os.path.isfile(it.path):
                 raise FileNotFoundError(f"{it.path!r} does not exist (moved or deleted since the job listed it)")
-            results, out["media_s"], out["models"], out["source"] = fn(it, calibration)
-            out["records"] = _records(results)
+            results, out["media_s"], models, source = fn(it, calibration)
+            out["n_results"] = len(results)
+            out["text"] = file_text(it, _records(results), out["media_s"], models, source, header or {})
         except Exception as exc:  # a bad file is reported with its reason; the worker goes on
             out["error"] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-            out["records"] = []
+            out["text"] = ""
         out["wall_s"] = time.perf_counter() - t0
         self.files += 1
         return out
+
+    def run_many(self, method, args_list):
+        """``[getattr(self, method)(*args) for args in args_list]``: several files in one call (one round trip)."""
+        if method not in ("process", "calibrate"):
+            raise ValueError(f"run_many: unknown method {method!r}")
+        fn = getattr(self, method)
+        return [fn(*args) for args in args_list]
 
     def calibrate(self, item):
         """The speech frame statistics of one file (for per-speaker calibration): ``{"rel", "calibration", "error"}``."""
@@ -245,3 +257,22 @@ def _records(results):
     recs += [ev.to_dict() for ev in merger.flush()]
     return recs
 
+
+def file_text(it, recs, media_s, models, source, header):
+    """The per-file JSONL: the session header, the records, and the file's summary line."""
+    from affectedge.runtime._results import record
+
+    fp = header.get("models") or {}
+    head = record("session", input=it.rel, modality=it.modality, kind=it.kind, source=source,
+                  speaker=it.speaker or None, speaker_from=it.speaker_from or None,
+                  models={m: fp.get(m) for m in models}, calibration=header.get("calibration"),
+                  calibration_note=header.get("calibration_note") or None, profile=header.get("profile"),
+                  key=header.get("key"), batch=True)
+    results = [r for r in recs if r["type"] == "result"]
+    counts = collections.Counter(r["label"] for r in results if r["status"] == "ok")
+    n_ok = sum(counts.values())
+    summary = record("summary", duration_ms=round(float(media_s) * 1e3, 1), results={it.modality: len(results)},
+                     label_share={it.modality: {k: round(v / n_ok, 3) for k, v in counts.most_common()}} if n_ok else {},
+                     status=dict(collections.Counter(r["status"] for r in results)),
+                     events=sum(r["type"] == "event" for r in recs), stopped_by="end")
+    return "".join(json.dumps(r, allow_nan=False, separators=(",", ":")) + "\n" for r in [head, *recs, summary])
