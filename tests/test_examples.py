@@ -55,7 +55,7 @@ def _label_line(out, labels, marker=""):
 
 SMOKE_EXAMPLES = ("voice_mood_meter.py", "eeg_relaxation_monitor.py", "webcam_expressions.py", "multimodal_fusion.py",
                   "quantize_for_raspberry_pi.sh", "train_on_your_own_data.py", "live_affect.py",
-                  "speech_stream_callback.py", "extract_features.py")
+                  "speech_stream_callback.py", "extract_features.py", "score_an_archive.py")
 
 
 def test_every_smoke_example_has_a_test_a_how_to_and_a_readme_entry():
@@ -154,4 +154,14 @@ def test_speech_stream_callback(tmp_path):
 def test_extract_features(tmp_path):
     out = run_example("extract_features.py", tmp_path)
     assert "MFCC" in out and "silence: ratio" in out and "max |streamed - batch(center=False)|" in out
+    assert "smoke: ok" in out
+
+
+@needs_data
+@_needs("pyarrow", "mediapipe")
+def test_score_an_archive(tmp_path):
+    out = run_example("score_an_archive.py", tmp_path)
+    assert _label_line(out, models.card("speech-emotion").labels, "speech, speaker 03"), out
+    assert _label_line(out, models.card("face-expression").labels, "face"), out
+    assert "(no_face)" in out and ("(silent)" in out or "(no_speech)" in out), "junk must get a status"
     assert "smoke: ok" in out
