@@ -33,7 +33,12 @@ def dispatch(args):
     opts = BatchOptions(out=args.out, modalities=args.modalities, profile=args.profile, calibration=args.calibration,
                         ray=args.ray, workers=args.workers, cpus_per_worker=args.cpus_per_worker, threads=args.threads,
                         progress=not args.quiet)
-    s = run_batch(args.input, opts)
+    try:
+        s = run_batch(args.input, opts)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: the files written so far in {args.out} are whole and kept; run the same command "
+              "again to resume", file=sys.stderr)
+        return 130
     if args.json:
         print(json.dumps(s, indent=1))
     else:

@@ -314,7 +314,8 @@ class Progress:
         rate = self.done / el if el > 0 else 0.0
         eta = (self.total - self.done) / rate if rate > 0 else float("nan")
         eta_txt = "--" if eta != eta else (f"{eta / 60:.0f} min" if eta >= 120 else f"{eta:.0f} s")
-        return (f"{self.phase}{self.done}/{self.total} files | {self.audio_s / 3600:.2f} h audio | "
+        filled = int(20 * self.done / max(self.total, 1))
+        return (f"{self.phase}[{'#' * filled}{'.' * (20 - filled)}] {self.done}/{self.total} files | {self.audio_s / 3600:.2f} h audio | "
                 f"{rate:.1f} files/s | ETA {eta_txt} | {self.failed} failed")
 
     def show(self, force=False):
