@@ -272,3 +272,25 @@ def test_cli_batch(archive, tmp_path):
     assert "failed: face/corrupt.png" in r.stdout and "done" in r.stdout
     s = json.loads((out / "summary.json").read_text())
     assert s["modalities"] == ["face"] and s["done"] == 4
+
+
+def test_video_file_runs_in_video_mode(shared_data, tmp_path):
+    """A video in the archive goes through the runtime's video source and FaceTask (VIDEO mode, tracking)."""
+    import cv2
+
+    root = tmp_path / "videos"
+    root.mkdir()
+    imgs = sorted((shared_data / "face" / "ckplus48" / "happy").glob("*.png"))[:2]
+    w = cv2.VideoWriter(str(root / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 5.0, (192, 192))
+    for k in range(10):
+        g = cv2.resize(cv2.imread(str(imgs[k // 5])), (192, 192), interpolation=cv2.INTER_CUBIC)
+        w.write(g)
+    w.release()
+    s = batch.run_batch(root, batch.BatchOptions(out=str(tmp_path / "o"), ray="none", progress=False))
+    assert s["done"] == 1 and not s["failed"]
+    recs = read_jsonl(tmp_path / "o" / "files" / "clip.avi.jsonl")
+    assert recs[0]["kind"] == "video"
+    res = [r for r in recs if r["type"] == "result"]
+    assert len(res) == 10 and [r["end_ms"] for r in res] == sorted(r["end_ms"] for r in res)
+    assert res[-1]["end_ms"] == pytest.approx(1800.0, abs=1.0)
+    assert sum(r["status"] == "ok" for r in res) >= 8 and "frame(s)" in res[-1]["detail"]
