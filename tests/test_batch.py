@@ -294,3 +294,17 @@ def test_video_file_runs_in_video_mode(shared_data, tmp_path):
     assert len(res) == 10 and [r["end_ms"] for r in res] == sorted(r["end_ms"] for r in res)
     assert res[-1]["end_ms"] == pytest.approx(1800.0, abs=1.0)
     assert sum(r["status"] == "ok" for r in res) >= 8 and "frame(s)" in res[-1]["detail"]
+
+
+def test_clip_shorter_than_a_window_gets_a_status(tmp_path):
+    import soundfile as sf
+
+    root = tmp_path / "short"
+    root.mkdir()
+    t = np.arange(8000) / 16000  # 0.5 s: shorter than the 1 s first window
+    sf.write(root / "tiny.wav", (0.2 * np.sin(2 * np.pi * 180 * t)).astype(np.float32), 16000)
+    s = batch.run_batch(root, batch.BatchOptions(out=str(tmp_path / "o"), ray="none", progress=False,
+                                                 calibration="none"))
+    res = [r for r in read_jsonl(tmp_path / "o" / "files" / "tiny.wav.jsonl") if r["type"] == "result"]
+    assert s["done"] == 1 and [r["status"] for r in res] == ["too_short"] and res[0]["probs"] is None
+    assert "shorter than one" in res[0]["detail"]
