@@ -18,6 +18,7 @@
   existing file is only replaced by a complete one.
 """
 
+import contextlib
 import os
 import struct
 import tempfile
@@ -28,7 +29,7 @@ import numpy as np
 
 from .errors import ParameterError
 
-__all__ = ["EEGRecording", "read_audio", "read_brainflow_file", "read_eeg", "read_eeg_array", "read_eeg_csv",
+__all__ = ["EEGRecording", "atomic_output", "read_audio", "read_brainflow_file", "read_eeg", "read_eeg_array", "read_eeg_csv",
            "read_wav", "write_features"]
 
 _PCM, _FLOAT, _EXTENSIBLE = 0x0001, 0x0003, 0xFFFE
@@ -384,6 +385,32 @@ def read_brainflow_file(path, board):
     )
 
 
+@contextlib.contextmanager
+def atomic_output(path, mode="w", *, fsync=False):
+    """Open ``path`` for writing so that it appears whole or not at all.
+
+    Writes go to a hidden temporary file in the same folder (``.NAME.XXXX.tmp``), which replaces ``path`` when
+    the block ends without an exception (``os.replace``) and is deleted otherwise; an existing file survives a
+    failure. ``fsync`` also flushes the data to the disk before the rename.
+    """
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as fh:
+            yield fh
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
 def write_features(path, array, *, header=None):
     """Write a 2-D feature array to ``.npy`` or ``.csv`` atomically."""
     path = Path(path)
@@ -393,18 +420,9 @@ def write_features(path, array, *, header=None):
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise ParameterError(f"output folder {str(parent)!r} does not exist; create it first")
-    fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            if suffix == ".npy":
-                np.save(fh, array)
-            else:
-                np.savetxt(fh, np.atleast_2d(array), delimiter=",", header=",".join(header or []), comments="",
-                           fmt="%.9g")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_output(path, "wb") as fh:
+        if suffix == ".npy":
+            np.save(fh, array)
+        else:
+            np.savetxt(fh, np.atleast_2d(array), delimiter=",", header=",".join(header or []), comments="",
+                       fmt="%.9g")

@@ -24,11 +24,11 @@ from affectedge.errors import ParameterError
 
 __all__ = ["MODALITIES", "Item", "discover", "kind_of"]
 
+from affectedge.runtime._cli import AUDIO_EXT, IMAGE_EXT
+from affectedge.sensors._video import VIDEO_EXTENSIONS
+
 MODALITIES = ("speech", "face", "eeg")
-AUDIO_EXT = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif"}
-IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
-VIDEO_EXT = {".avi", ".mp4", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"}
-EEG_EXT = {".csv", ".tsv", ".txt"}
+EEG_EXT = {".csv", ".tsv", ".txt"}  # as `affectedge predict` reads them
 _KIND_MODALITY = {"audio": "speech", "image": "face", "video": "face", "eeg": "eeg"}
 # 10-20 / 10-10 electrode names (Fp1, AF7, Cz, TP10, O2, ...), the Muse's included
 _ELECTRODE = re.compile(r"^(FP|AF|F|FC|FT|C|CP|T|TP|P|PO|O|I|A|M|EEG)[ _-]?(Z|\d{1,2})$", re.IGNORECASE)
@@ -80,19 +80,21 @@ def _is_number(s):
         return False
 
 
+def _kind_by_extension(ext):
+    return ("audio" if ext in AUDIO_EXT else "image" if ext in IMAGE_EXT else "video" if ext in VIDEO_EXTENSIONS
+            else "eeg" if ext in EEG_EXT else None)
+
+
 def kind_of(path):
     """("audio" | "image" | "video" | "eeg", "") or (None, why it is not an input)."""
     ext = Path(path).suffix.lower()
-    if ext in AUDIO_EXT:
-        return "audio", ""
-    if ext in IMAGE_EXT:
-        return "image", ""
-    if ext in VIDEO_EXT:
-        return "video", ""
-    if ext in EEG_EXT:
+    kind = _kind_by_extension(ext)
+    if kind == "eeg":
         ok, why = _eeg_header(path)
         return ("eeg", "") if ok else (None, why)
-    return None, f"not an audio file, image, video or EEG table ({ext or 'no extension'})"
+    if kind is None:
+        return None, f"not an audio file, image, video or EEG table ({ext or 'no extension'})"
+    return kind, ""
 
 
 def _speaker(p, root, manifest_speaker):
@@ -170,15 +172,9 @@ def discover(source, modalities=MODALITIES):
         if rel in seen:
             continue
         seen.add(rel)
-        if not p.exists():
-            ext = p.suffix.lower()
-            kind = ("audio" if ext in AUDIO_EXT else "image" if ext in IMAGE_EXT else "video" if ext in VIDEO_EXT
-                    else "eeg" if ext in EEG_EXT else None)
-            why = ""
-        else:
-            kind, why = kind_of(p)
+        kind, why = kind_of(p) if p.exists() else (_kind_by_extension(p.suffix.lower()), "")
         if kind is None:
-            skipped.append((rel, why))
+            skipped.append((rel, why or f"not an audio file, image, video or EEG table ({p.suffix or 'no extension'})"))
             continue
         modality = mod or _KIND_MODALITY[kind]
         if modality not in MODALITIES or _KIND_MODALITY[kind] != modality:

@@ -32,11 +32,11 @@ must be at the same path on every node (a shared file system), and so must
 """
 
 import collections
+import functools
 import hashlib
 import json
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,19 +108,13 @@ class BatchOptions:
 
 # ------------------------------------------------------------------ outputs
 def atomic_write(path, text):
-    """Write ``text`` to ``path`` whole: a temporary file in the same folder, then ``os.replace``."""
+    """Write ``text`` to ``path`` whole (:func:`affectedge.io.atomic_output`, flushed to the disk)."""
+    from affectedge.io import atomic_output
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path, fsync=True) as fh:
+        fh.write(text)
 
 
 def _sha(obj):
@@ -338,33 +332,24 @@ class Progress:
 
 # ---------------------------------------------------------------- calibration
 def _merge_calibrations(dicts):
-    """One speech calibration from per-file statistics (Chan's parallel merge, in the order given)."""
+    """One speech calibration from per-file statistics (merged in the order given), or None if they hold none."""
     from affectedge.runtime import OnlineCalibration
 
-    total = None
-    for d in dicts:
-        c = OnlineCalibration.from_dict(d)
-        if c.count == 0:
-            continue
-        if total is None:
-            total = c
-            continue
-        tot = total.count + c.count
-        delta = c._mean - total._mean
-        total._mean = total._mean + delta * (c.count / tot)
-        total._m2 = total._m2 + c._m2 + delta * delta * (total.count * c.count / tot)
-        total.count = tot
-    return total
+    cals = [OnlineCalibration.from_dict(d) for d in dicts]
+    cals = [c for c in cals if c.count]
+    if not cals:
+        return None
+    return functools.reduce(lambda a, b: a.merge(b), cals[1:], cals[0])
 
 
 def _speaker_pass(items, out, executor, fingerprint, progress, failed):
     """Pass one of calibration="speaker": {speaker: (calibration dict or None, note)}."""
     speech = [it for it in items if it.modality == "speech"]
     state = Path(out) / ".state" / "calibration"
-    stats, jobs = {}, []
+    stats, keys, jobs = {}, {}, []
     sizes = {it.rel: it.size for it in speech}
     for it in speech:
-        key = _sha({"v": _version(), "format": OUTPUT_FORMAT, "models": fingerprint.get("speech"),
+        keys[it.rel] = key = _sha({"v": _version(), "format": OUTPUT_FORMAT, "models": fingerprint.get("speech"),
                     "input": [it.size, it.mtime_ns], "pass": "speaker-stats"})
         p = state / (it.rel + ".json")
         try:
@@ -375,15 +360,12 @@ def _speaker_pass(items, out, executor, fingerprint, progress, failed):
         except (OSError, ValueError, KeyError):
             pass
         jobs.append((it.rel, (it.to_dict(),)))
-        stats[it.rel] = key  # replaced by the statistics when they come
 
     def got(rel, res):
-        key = stats[rel]
         if res.get("error") or res.get("calibration") is None:
             failed[rel] = f"pass one (speaker statistics): {res.get('error') or 'no result'}"
-            stats[rel] = None
         else:
-            atomic_write(state / (rel + ".json"), json.dumps({"key": key, "calibration": res["calibration"]}))
+            atomic_write(state / (rel + ".json"), json.dumps({"key": keys[rel], "calibration": res["calibration"]}))
             stats[rel] = res["calibration"]
         progress.update(failed=bool(res.get("error")))
 
@@ -395,7 +377,7 @@ def _speaker_pass(items, out, executor, fingerprint, progress, failed):
         progress.end()
     by_speaker = collections.defaultdict(list)
     for it in speech:
-        if isinstance(stats.get(it.rel), dict):
+        if it.rel in stats:
             by_speaker[it.speaker].append(stats[it.rel])
     cals = {}
     for spk in sorted({it.speaker for it in speech}):
@@ -466,15 +448,10 @@ def _table(out, done_rels):
                         ("valence", pa.float32()), ("arousal", pa.float32()), ("confidence", pa.float32()),
                         ("calibrated", pa.bool_()), ("model", pa.string())])
     table = pa.table(cols, schema=schema)
-    path = Path(out) / "results.parquet"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".results.", suffix=".parquet.tmp")
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from affectedge.io import atomic_output
+
+    with atomic_output(Path(out) / "results.parquet", "wb") as fh:
+        pq.write_table(table, fh)
     return table.num_rows
 
 
@@ -584,9 +561,7 @@ def run_batch(source, options):
         address = executor.address
     finally:
         executor.close()
-    ok_rels = [it.rel for it in items if it.rel not in failed and it.rel in keys
-               and read_header(output_path(out, it.rel)) is not None]
-    rows = _table(out, ok_rels)
+    rows = _table(out, resumed + done)
     wall = time.perf_counter() - t_start
     summary.update(
         files=len(items), done=len(done), resumed=len(resumed), failed=dict(sorted(failed.items())),

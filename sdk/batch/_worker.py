@@ -227,7 +227,7 @@ class BatchWorker:
             for blk in src:
                 results += task.push(blk)
             results += task.flush()
-            media_s = src._data.shape[1] / src.sample_rate_hz
+            media_s = src.duration_s
             name = src.name
         if not results:
             results = [runtime.AffectResult(0.0, media_s * 1e3, "eeg", status="too_short", model=model.card.id,

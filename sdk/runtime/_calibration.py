@@ -13,8 +13,6 @@ me.json``).
 """
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +55,18 @@ class OnlineCalibration:
         if n == 0:
             return
         m_b = f.mean(axis=0)
-        m2_b = ((f - m_b) ** 2).sum(axis=0)
+        self._combine(n, m_b, ((f - m_b) ** 2).sum(axis=0))
+
+    def merge(self, other):
+        """Add another calibration's statistics (e.g. one per file, merged per speaker); returns self."""
+        if other.n_features != self.n_features:
+            raise ParameterError(f"cannot merge a calibration of {other.n_features} features into one of "
+                                 f"{self.n_features}")
+        if other.count:
+            self._combine(other.count, other._mean, other._m2)
+        return self
+
+    def _combine(self, n, m_b, m2_b):
         tot = self.count + n
         d = m_b - self._mean
         self._mean = self._mean + d * (n / tot)
@@ -85,16 +94,12 @@ class OnlineCalibration:
 
     def save(self, path):
         """Write atomically (an existing file survives a failure)."""
+        from affectedge.io import atomic_output
+
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as fh:
-                json.dump(self.to_dict(), fh, indent=1)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_output(path) as fh:
+            json.dump(self.to_dict(), fh, indent=1)
         return path
 
     @classmethod

@@ -9,7 +9,7 @@ from affectedge.errors import ParameterError
 
 __all__ = ["add_parsers", "dispatch"]
 
-AUDIO_EXT = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif"}
+AUDIO_EXT = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif"}
 IMAGE_EXT = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 COMMANDS = ("run", "predict", "calibrate", "devices")
 
